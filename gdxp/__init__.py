@@ -1,0 +1,27 @@
+"""gdxp: neural networks trained by backpropagation and gradient descent, on NumPy or an NVIDIA GPU.
+
+The math is written once against the Python array API standard; :mod:`gdxp.backend` picks the
+array library and device (NumPy, CuPy, or array_api_strict) at run time.
+"""
+
+from .backend import Backend, BackendStatus, BackendUnavailableError, available_backends, get_backend
+from .gradcheck import check_gradients
+from .network import Network
+from .trace import Trace, TraceStep
+from .training import History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendStatus",
+    "BackendUnavailableError",
+    "History",
+    "Network",
+    "Trace",
+    "TraceStep",
+    "__version__",
+    "available_backends",
+    "check_gradients",
+    "get_backend",
+]

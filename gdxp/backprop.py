@@ -1,0 +1,112 @@
+"""The forward pass and backpropagation for a stack of dense layers, vectorized over samples and neurons.
+
+This is the tutorials' chain rule, one layer at a time instead of one neuron at a time. Names follow
+them: the sum of products ``sop = activ_prev @ W + b``, the activation ``activ = f(sop)``, and the
+factors error->prediction, prediction->sop and sop->W whose product is each weight's gradient.
+``delta`` is error->sop, the factor all of a layer's weights share.
+
+Every function takes an optional ``record(name, value, meaning)`` callback that sees each named
+intermediate; :mod:`gdxp.trace` uses it to print a walkthrough. Training passes None and pays nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from .activations import Activation
+from .losses import Loss
+
+__all__ = ["LayerParams", "backward", "forward", "output_delta", "output_loss"]
+
+Array = Any
+Namespace = Any
+LayerParams = tuple[Array, Array | None]  # (W of shape (n_in, n_out), b of shape (n_out,) or None)
+Recorder = Callable[[str, Array, str], None] | None
+
+
+def forward(xp: Namespace, activations: Sequence[Activation], params: Sequence[LayerParams], x: Array,
+            record: Recorder = None) -> tuple[list[Array], Array]:
+    """Run ``x`` through every layer; return each layer's activation (``x`` first, the prediction
+    last) and the output layer's sum of products."""
+    activs = [x]
+    sop = x
+    for number, (activation, (weights, bias)) in enumerate(zip(activations, params), start=1):
+        sop = activs[-1] @ weights
+        if bias is not None:
+            sop = sop + bias
+        activs.append(activation.forward(xp, sop))
+        if record:
+            inputs = "x" if number == 1 else f"activ{number - 1}"
+            plus_bias = f" + b{number}" if bias is not None else ""
+            record(f"sop{number}", sop, f"sum of products: {inputs} @ W{number}{plus_bias}")
+            record(f"activ{number}", activs[-1], f"{activation.name}(sop{number})")
+    return activs, sop
+
+
+def output_loss(xp: Namespace, activation: Activation, loss: Loss, prediction: Array, sop: Array,
+                target: Array) -> Array:
+    """The loss of a batch (0-d), from the SOP where the pair is fused, so it stays finite."""
+    fused = loss.fused.get(activation.name)
+    if fused is not None:
+        return fused.value(xp, sop, target)
+    return loss.value(xp, prediction, target)
+
+
+def output_delta(xp: Namespace, activation: Activation, loss: Loss, prediction: Array, target: Array,
+                 record: Recorder = None, *, number: int = 0) -> Array:
+    """error->sop of the output layer (layer ``number``, for the record): error->prediction times
+    prediction->sop, or the fused form."""
+    layer = f"sop{number}"
+    fused = loss.fused.get(activation.name)
+    if fused is not None:
+        delta = fused.delta(xp, prediction, target)
+        if record:
+            record(f"error->{layer}", delta,
+                   f"{activation.name} and {loss.name} cancel: (prediction - target) / n_samples")
+        return delta
+    error_prediction = loss.gradient(xp, prediction, target)
+    delta = activation.backward(xp, prediction, error_prediction)
+    if record:
+        record("error->prediction", error_prediction, f"d {loss.name} / d prediction")
+        _record_derivative(xp, activation, prediction, "prediction", layer, record)
+        record(f"error->{layer}", delta, "error->prediction * prediction->sop (chain rule)")
+    return delta
+
+
+def backward(xp: Namespace, activations: Sequence[Activation], params: Sequence[LayerParams],
+             activs: Sequence[Array], delta: Array, record: Recorder = None) -> list[LayerParams]:
+    """Gradients of the loss for every layer, output layer's ``delta`` (error->sop) given.
+
+    Returns ``(grad_W, grad_b)`` per layer, first layer first (``grad_b`` None without a bias).
+    """
+    grads: list[LayerParams] = []
+    for index in range(len(params) - 1, -1, -1):
+        number = index + 1
+        weights, bias = params[index]
+        layer_input = activs[index]
+        grad_weights = layer_input.T @ delta
+        grad_bias = xp.sum(delta, axis=0) if bias is not None else None
+        grads.append((grad_weights, grad_bias))
+        if record:
+            source = "x" if number == 1 else f"activ{index}"
+            record(f"sop{number}->W{number}", layer_input, f"d sop{number} / d W{number} = {source}")
+            record(f"grad_W{number}", grad_weights, f"{source}.T @ error->sop{number}")
+            if grad_bias is not None:
+                record(f"grad_b{number}", grad_bias, f"sum over samples of error->sop{number}")
+        if index == 0:
+            break
+        error_activ = delta @ weights.T
+        delta = activations[index - 1].backward(xp, activs[index], error_activ)
+        if record:
+            record(f"sop{number}->activ{index}", weights, f"d sop{number} / d activ{index} = W{number}")
+            record(f"error->activ{index}", error_activ, f"error->sop{number} @ W{number}.T")
+            _record_derivative(xp, activations[index - 1], activs[index], f"activ{index}", f"sop{index}", record)
+            record(f"error->sop{index}", delta, f"error->activ{index} * activ{index}->sop{index}")
+    grads.reverse()
+    return grads
+
+
+def _record_derivative(xp: Namespace, activation: Activation, activ: Array, out: str, sop: str,
+                       record: Callable[[str, Array, str], None]) -> None:
+    if activation.derivative is not None:
+        record(f"{out}->{sop}", activation.derivative(xp, activ), f"{activation.name}' from {out}")

@@ -1,0 +1,148 @@
+"""Loss functions, each the mean over the samples of a batch, and their gradients.
+
+``gradient`` is the tutorials' first chain-rule factor, error -> prediction (``error_predicted_deriv``),
+already divided by the number of samples. Where an output activation and a loss cancel into
+``prediction - target`` (softmax with cross-entropy, sigmoid with binary cross-entropy), the pair is
+fused: the loss is computed from the sum of products (SOP) itself, so it stays finite when a prediction
+saturates at 0 or 1, and the gradient skips the division by a vanishing derivative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+__all__ = ["LOSSES", "FusedOutput", "Loss", "get_loss"]
+
+Array = Any
+Namespace = Any
+LossFunction = Callable[[Namespace, Array, Array], Array]
+
+
+@dataclass(frozen=True)
+class FusedOutput:
+    """A loss paired with an output activation: ``value(xp, sop, target)`` and
+    ``delta(xp, prediction, target)`` = d loss / d sop, both exact and stable."""
+
+    value: LossFunction
+    delta: LossFunction
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction."""
+
+    name: str
+    value: LossFunction
+    gradient: LossFunction
+    fused: Mapping[str, FusedOutput] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name!r})"
+
+
+def _samples(prediction: Array) -> int:
+    return prediction.shape[0]
+
+
+def _sum_of_squares(xp: Namespace, prediction: Array, target: Array) -> Array:
+    diff = prediction - target
+    return xp.sum(diff * diff)
+
+
+def squared_error(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return _sum_of_squares(xp, prediction, target) / _samples(prediction)
+
+
+def squared_error_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return (prediction - target) * (2.0 / _samples(prediction))
+
+
+def half_squared_error(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return _sum_of_squares(xp, prediction, target) * (0.5 / _samples(prediction))
+
+
+def half_squared_error_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return (prediction - target) * (1.0 / _samples(prediction))
+
+
+def mse(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return _sum_of_squares(xp, prediction, target) / prediction.size
+
+
+def mse_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return (prediction - target) * (2.0 / prediction.size)
+
+
+def _clip_probability(xp: Namespace, prediction: Array) -> Array:
+    """Keep a probability off exact 0 and 1, where its log and the log's derivative are infinite."""
+    finfo = xp.finfo(prediction.dtype)
+    return xp.clip(prediction, min=float(finfo.smallest_normal), max=1.0 - float(finfo.eps))
+
+
+def binary_cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
+    p = _clip_probability(xp, prediction)
+    per_output = target * xp.log(p) + (1.0 - target) * xp.log1p(-p)
+    return -xp.sum(per_output) / _samples(prediction)
+
+
+def binary_cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    p = _clip_probability(xp, prediction)
+    return (p - target) / (p * (1.0 - p) * _samples(prediction))
+
+
+def binary_cross_entropy_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+    """-t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)) = max(z, 0) - t z + log1p(exp(-|z|))."""
+    per_output = xp.maximum(sop, 0.0) - target * sop + xp.log1p(xp.exp(-xp.abs(sop)))
+    return xp.sum(per_output) / _samples(sop)
+
+
+def prediction_minus_target(xp: Namespace, prediction: Array, target: Array) -> Array:
+    return (prediction - target) * (1.0 / _samples(prediction))
+
+
+def cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
+    p = xp.clip(prediction, min=float(xp.finfo(prediction.dtype).smallest_normal))
+    return -xp.sum(target * xp.log(p)) / _samples(prediction)
+
+
+def cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    p = xp.clip(prediction, min=float(xp.finfo(prediction.dtype).smallest_normal))
+    return -target / (p * _samples(prediction))
+
+
+def cross_entropy_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+    """-sum t log softmax(z), with log softmax(z) = z - max z - log sum exp(z - max z)."""
+    shifted = sop - xp.max(sop, axis=-1, keepdims=True)
+    log_softmax = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    return -xp.sum(target * log_softmax) / _samples(sop)
+
+
+def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array) -> Array:
+    """d loss / d z = p * sum(t) - t: exactly ``p - t`` for one-hot or probability targets."""
+    total = xp.sum(target, axis=-1, keepdims=True)
+    return (prediction * total - target) * (1.0 / _samples(prediction))
+
+
+LOSSES: dict[str, Loss] = {
+    "squared_error": Loss("squared_error", squared_error, squared_error_gradient),
+    "half_squared_error": Loss("half_squared_error", half_squared_error, half_squared_error_gradient),
+    "mse": Loss("mse", mse, mse_gradient),
+    "binary_cross_entropy": Loss(
+        "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
+        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)}),
+    "cross_entropy": Loss(
+        "cross_entropy", cross_entropy, cross_entropy_gradient,
+        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)}),
+}
+
+
+def get_loss(name: str | Loss) -> Loss:
+    """The loss called ``name``, or a clear error listing the choices."""
+    if isinstance(name, Loss):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"a loss is a name like 'squared_error', got {type(name).__name__}")
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]

@@ -1,0 +1,226 @@
+"""The Network: a stack of dense layers trained by exact backpropagation on any backend."""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from . import backprop, validation
+from .activations import Activation, get_activation
+from .backend import Backend, get_backend
+from .backprop import LayerParams
+from .initializers import get_initializer
+from .losses import Loss, get_loss
+
+if TYPE_CHECKING:
+    from .trace import Trace
+    from .training import History
+
+__all__ = ["Network"]
+
+Array = Any
+
+
+class Network:
+    """A fully connected network of any depth, trained by gradient descent.
+
+    ``sizes`` is ``[inputs, hidden..., outputs]``. ``activation`` names the hidden layers' activation
+    (or lists one per hidden layer); ``output_activation=None`` uses the hidden one, as the tutorials
+    do. Weights ``W`` have shape ``(n_in, n_out)``, so a layer computes ``activ_prev @ W + b``.
+    ``backend=None`` reads ``GDXP_BACKEND``, else uses NumPy; ``seed`` fixes both the initial
+    weights (identical on every backend) and the shuffling of mini-batches.
+    """
+
+    def __init__(self, sizes: Sequence[int], *, activation: str | Sequence[str] = "sigmoid",
+                 output_activation: str | None = None, loss: str | Loss = "squared_error",
+                 bias: bool = True, init: str = "glorot_uniform", seed: int | None = None,
+                 backend: str | Backend | None = None, device: Any = None, dtype: Any = None) -> None:
+        self.sizes = _check_sizes(sizes)
+        self.activations = _layer_activations(activation, output_activation, len(self.sizes) - 2)
+        self.loss = get_loss(loss)
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bias
+        self.init = init
+        initializer = get_initializer(init)
+        if seed is not None:
+            validation.check_whole_number(seed, "seed", minimum=0)
+        self.seed = seed
+        self.backend = get_backend(backend, device=device, dtype=dtype)
+        init_rng, self._shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        with self.backend.activate():
+            self._params: tuple[LayerParams, ...] = tuple(
+                (initializer(self.backend, init_rng, n_in, n_out), self.backend.zeros((n_out,)) if bias else None)
+                for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def __repr__(self) -> str:
+        names = [a.name for a in self.activations]
+        hidden, output = names[:-1], names[-1]
+        if len(set(hidden)) > 1:
+            activation = f"activation={hidden!r}, output_activation={output!r}"
+        elif hidden and hidden[0] != output:
+            activation = f"activation={hidden[0]!r}, output_activation={output!r}"
+        else:
+            activation = f"activation={output!r}"
+        return (f"Network({list(self.sizes)}, {activation}, loss={self.loss.name!r}, bias={self.bias}, "
+                f"backend={self.backend.name!r}, device={self.backend.device_name!r}, "
+                f"dtype={self.backend.dtype_name!r})")
+
+    # -- weights -----------------------------------------------------------------------------------
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the arrays of :meth:`get_weights`, in its order."""
+        shapes: list[tuple[int, ...]] = []
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
+            shapes += [(n_in, n_out), (n_out,)] if self.bias else [(n_in, n_out)]
+        return shapes
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Host NumPy copies of the weights, Keras order: ``[W1, b1, W2, b2, ...]`` (no ``b`` without bias)."""
+        return [self.backend.to_numpy(p).copy() for p in _flatten(self._params)]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Replace every weight (host or device arrays, in :meth:`get_weights` order), checking all first."""
+        shapes = self.weight_shapes()
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
+            raise TypeError(f"weights must be a list of {len(shapes)} arrays, got {type(weights).__name__}")
+        if len(weights) != len(shapes):
+            raise ValueError(f"expected {len(shapes)} weight arrays with shapes {shapes}, got {len(weights)}")
+        with self.backend.activate():
+            arrays = [self.backend.asarray(w, copy=True) for w in weights]
+            for index, (arr, shape) in enumerate(zip(arrays, shapes)):
+                if tuple(arr.shape) != shape:
+                    raise ValueError(f"weight array {index} must have shape {shape}, got {tuple(arr.shape)}")
+                validation.check_finite(self.backend, arr, f"weight array {index}")
+        self._params = _pair_up(arrays, self.bias)
+
+    def copy(self, *, backend: str | None = None, device: Any = None, dtype: Any = None) -> Network:
+        """A copy with the same architecture, weights and shuffling state, optionally elsewhere:
+        ``backend``/``dtype`` None keep this network's; ``device`` None keeps it on the same backend."""
+        same_backend = backend is None or backend == self.backend.name
+        twin = Network(self.sizes, activation=[a.name for a in self.activations[:-1]],
+                       output_activation=self.activations[-1].name, loss=self.loss, bias=self.bias,
+                       init=self.init, seed=self.seed, backend=self.backend.name if same_backend else backend,
+                       device=self.backend.device if same_backend and device is None else device,
+                       dtype=self.backend.dtype_name if dtype is None else dtype)
+        twin.set_weights(self.get_weights())
+        twin._shuffle_rng = copy.deepcopy(self._shuffle_rng)
+        return twin
+
+    # -- using and training ------------------------------------------------------------------------
+
+    def predict(self, x: Any) -> Array:
+        """The network's output for ``x`` of shape ``(n_samples, n_in)`` (or ``(n_in,)`` for one
+        sample, giving ``(n_out,)``), on the network's device."""
+        with self.backend.activate():
+            inputs, single = validation.as_inputs(self.backend, x, self.sizes[0])
+            activs, _ = backprop.forward(self.backend.xp, self.activations, self._params, inputs)
+            return activs[-1][0, :] if single else activs[-1]
+
+    def loss_value(self, x: Any, y: Any) -> float:
+        """The loss on ``(x, y)``, averaged over the samples."""
+        with self.backend.activate():
+            inputs, targets = self._batch(x, y, check_values=True)
+            xp = self.backend.xp
+            activs, sop = backprop.forward(xp, self.activations, self._params, inputs)
+            return self.backend.to_float(
+                backprop.output_loss(xp, self.activations[-1], self.loss, activs[-1], sop, targets))
+
+    def gradients(self, x: Any, y: Any) -> list[Array]:
+        """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device."""
+        with self.backend.activate():
+            inputs, targets = self._batch(x, y, check_values=True)
+            return _flatten(self._backpropagate(inputs, targets, want_loss=False)[0])
+
+    def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False,
+             check_finite: bool = True) -> Array | None:
+        """One gradient-descent step on this batch: ``W -= learning_rate * grad`` for every weight,
+        all gradients taken at the weights from before the step.
+
+        Returns None, or with ``return_loss`` the batch's loss before the step as a 0-d device
+        array: nothing here waits for the device. ``check_finite=False`` skips the NaN/inf scan of
+        ``x`` and ``y``, which on a GPU costs one device-to-host sync.
+        """
+        rate = validation.check_positive_number(learning_rate, "learning_rate")
+        with self.backend.activate():
+            inputs, targets = self._batch(x, y, check_values=check_finite)
+            return self._descend(inputs, targets, rate, want_loss=return_loss)
+
+    def fit(self, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
+            shuffle: bool = True, verbose: int = 0) -> "History":
+        """Train by gradient descent; see :func:`gdxp.training.fit`."""
+        from .training import fit
+
+        return fit(self, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                   shuffle=shuffle, verbose=verbose)
+
+    def trace(self, x: Any, y: Any) -> "Trace":
+        """Every intermediate of one forward and backward pass for one sample; see :mod:`gdxp.trace`."""
+        from .trace import trace
+
+        return trace(self, x, y)
+
+    # -- the engine, on arrays already checked and on the device -----------------------------------
+
+    def _batch(self, x: Any, y: Any, *, check_values: bool) -> tuple[Array, Array]:
+        inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values)
+        targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
+                                        check_values=check_values)
+        return inputs, targets
+
+    def _backpropagate(self, inputs: Array, targets: Array, *, want_loss: bool,
+                       record: backprop.Recorder = None) -> tuple[list[LayerParams], Array | None]:
+        xp, output = self.backend.xp, self.activations[-1]
+        activs, sop = backprop.forward(xp, self.activations, self._params, inputs, record)
+        delta = backprop.output_delta(xp, output, self.loss, activs[-1], targets, record, number=len(self._params))
+        grads = backprop.backward(xp, self.activations, self._params, activs, delta, record)
+        loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets) if want_loss else None
+        return grads, loss
+
+    def _descend(self, inputs: Array, targets: Array, learning_rate: float, *, want_loss: bool) -> Array | None:
+        grads, loss = self._backpropagate(inputs, targets, want_loss=want_loss)
+        # build every new array first, then swap them in at once: never a half-applied step
+        self._params = tuple(
+            (weights - learning_rate * grad_weights,
+             None if bias is None else bias - learning_rate * grad_bias)
+            for (weights, bias), (grad_weights, grad_bias) in zip(self._params, grads))
+        return loss
+
+
+def _check_sizes(sizes: Any) -> tuple[int, ...]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a list like [3, 5, 1] (inputs, hidden..., outputs), got {sizes!r}")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least the inputs and the outputs, like [3, 1], got {list(sizes)}")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"every layer size must be a whole number >= 1, got {list(sizes)}")
+    return tuple(int(s) for s in sizes)
+
+
+def _layer_activations(activation: str | Sequence[str], output_activation: str | None,
+                       n_hidden: int) -> tuple[Activation, ...]:
+    if isinstance(activation, (str, Activation)):
+        hidden = [activation] * n_hidden
+        output = activation if output_activation is None else output_activation
+    else:
+        hidden = list(activation)
+        if len(hidden) != n_hidden:
+            raise ValueError(f"activation lists one name per hidden layer ({n_hidden}), got {len(hidden)}")
+        if output_activation is None:
+            raise ValueError("with one activation per hidden layer, also give output_activation")
+        output = output_activation
+    return (*(get_activation(a, hidden=True) for a in hidden), get_activation(output, hidden=False))
+
+
+def _flatten(params: Sequence[LayerParams]) -> list[Array]:
+    return [arr for pair in params for arr in pair if arr is not None]
+
+
+def _pair_up(arrays: Sequence[Array], bias: bool) -> tuple[LayerParams, ...]:
+    if bias:
+        return tuple((arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2))
+    return tuple((w, None) for w in arrays)

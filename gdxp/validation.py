@@ -1,0 +1,90 @@
+"""Checks on what users pass in: each failure says what was expected and what came.
+
+Everything here runs before a network changes, so a rejected call leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend
+
+__all__ = ["as_inputs", "as_targets", "check_finite", "check_positive_number", "check_whole_number"]
+
+Array = Any
+
+
+def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True) -> tuple[Array, bool]:
+    """``x`` as an ``(n_samples, n_in)`` array on the backend's device, and whether it was one sample."""
+    arr = backend.asarray(x)
+    if arr.ndim == 1:
+        arr, single = backend.xp.reshape(arr, (1, arr.shape[0])), True
+    elif arr.ndim == 2:
+        single = False
+    else:
+        raise ValueError(f"x must have shape (n_samples, {n_in}) or ({n_in},), got shape {tuple(arr.shape)}")
+    if arr.shape[1] != n_in:
+        raise ValueError(f"x must have {n_in} features per sample (the network's inputs), got {arr.shape[1]}")
+    if arr.shape[0] == 0:
+        raise ValueError("x holds no samples")
+    if check_values:
+        check_finite(backend, arr, "x")
+    return arr, single
+
+
+def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: bool,
+               check_values: bool = True) -> Array:
+    """``y`` as an ``(n_samples, n_out)`` array on the backend's device.
+
+    One sample (``single``) takes ``(n_out,)`` or, with one output, a scalar; a batch takes
+    ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``.
+    """
+    arr = backend.asarray(y)
+    expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
+    if arr.ndim == 0 and single and n_out == 1:
+        arr = backend.xp.reshape(arr, (1, 1))
+    elif arr.ndim == 1 and (single or n_out == 1):
+        if single and arr.shape[0] != n_out:
+            raise ValueError(f"y must have {n_out} values (one per output), got {arr.shape[0]}")
+        arr = backend.xp.reshape(arr, (1, n_out) if single else (arr.shape[0], 1))
+    elif arr.ndim != 2:
+        raise ValueError(f"y must have shape {expected}, got shape {tuple(arr.shape)}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"y must have one row per sample of x ({n_samples}), got {arr.shape[0]}")
+    if arr.shape[1] != n_out:
+        raise ValueError(f"y must have {n_out} columns (one per output), got {arr.shape[1]}")
+    if check_values:
+        check_finite(backend, arr, "y")
+    return arr
+
+
+def check_finite(backend: Backend, arr: Array, name: str) -> None:
+    """Raise ValueError if ``arr`` holds NaN or infinity, naming the first bad entry."""
+    xp = backend.xp
+    if bool(backend.to_numpy(xp.all(xp.isfinite(arr)))):
+        return
+    bad = np.argwhere(~np.isfinite(backend.to_numpy(arr)))
+    raise ValueError(f"{name} must hold finite numbers, got {len(bad)} NaN or infinite value(s), "
+                     f"the first at index {tuple(int(i) for i in bad[0])}")
+
+
+def check_whole_number(value: Any, name: str, *, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; bools and fractional numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive_number(value: Any, name: str) -> float:
+    """``value`` as a finite float > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
+    return float(value)
