@@ -13,8 +13,9 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ContextManager, Sequence
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -99,7 +100,7 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until all work queued on the device is done (for honest timing). No-op on the CPU."""
 
-    def activate(self) -> ContextManager[Any]:
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
         """Context in which operations run on this backend's device (matters on multi-GPU machines)."""
         return contextlib.nullcontext()
 
@@ -171,6 +172,7 @@ class StrictBackend(Backend):
             raise ValueError(f"array_api_strict device must be one of {sorted(by_name)}, got {device!r}")
         super().__init__(xp, device, dtype_name)
         self._cpu = xp.Device("CPU_DEVICE")
+        self._array_type = type(xp.asarray(0.0))
 
     @property
     def device_name(self) -> str:
@@ -180,7 +182,7 @@ class StrictBackend(Backend):
         return np.asarray(arr.to_device(self._cpu))
 
     def _is_native(self, obj: Any) -> bool:
-        return isinstance(obj, self.xp.Array)
+        return isinstance(obj, self._array_type)
 
     def _is_here(self, arr: Array) -> bool:
         return arr.device == self.device
@@ -225,7 +227,7 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         self.device.synchronize()
 
-    def activate(self) -> ContextManager[Any]:
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
         return self.device
 
     def _is_native(self, obj: Any) -> bool:

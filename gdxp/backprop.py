@@ -11,7 +11,8 @@ intermediate; :mod:`gdxp.trace` uses it to print a walkthrough. Training passes 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .activations import Activation
 from .losses import Loss

@@ -12,24 +12,26 @@ if TYPE_CHECKING:
 __all__ = ["check_gradients"]
 
 
-def check_gradients(net: Network, x: Any, y: Any, *, epsilon: float = 1e-6) -> float:
+def check_gradients(net: Network, x: Any, y: Any, *, epsilon: float = 1e-5) -> float:
     """Largest relative error of ``net.gradients(x, y)`` against central differences of the loss.
 
     Works on a float64 copy of ``net`` on the same backend and device (``net`` is never touched).
-    For each weight array the error is ``max|analytic - numeric| / max(|analytic|, |numeric|)``, the
-    biggest entry of the difference over the biggest gradient entry, so tiny gradients cannot blow
-    it up; the result is the largest over all arrays (0.0 when every gradient is exactly 0). It costs
-    two loss evaluations per weight: meant for small networks.
+    For each weight array the error is ``max|analytic - numeric|`` over the array's scale: its
+    largest gradient entry, but at least ``1e-4 * |loss|``, below which rounding in the loss
+    swamps a difference quotient (a wrong gradient still shows: its error is its own size). The
+    result is the largest over all arrays. It costs two loss evaluations per weight: meant for
+    small networks.
     """
     twin = net.copy(dtype="float64")
     analytic = [twin.backend.to_numpy(g) for g in twin.gradients(x, y)]
+    floor = 1e-4 * abs(twin.loss_value(x, y))
     weights = twin.get_weights()
     worst = 0.0
     for index, (array, grad) in enumerate(zip(weights, analytic)):
         numeric = np.empty_like(array)
         for position in np.ndindex(array.shape):
             numeric[position] = _central_difference(twin, weights, index, position, x, y, epsilon)
-        scale = max(float(np.max(np.abs(grad), initial=0.0)), float(np.max(np.abs(numeric), initial=0.0)))
+        scale = max(float(np.max(np.abs(grad), initial=0.0)), float(np.max(np.abs(numeric), initial=0.0)), floor)
         if scale > 0.0:
             worst = max(worst, float(np.max(np.abs(grad - numeric))) / scale)
     return worst

@@ -7,7 +7,8 @@ moves them, so one seed gives the same starting weights on every device.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,8 +9,9 @@ saturates at 0 or 1, and the gradient skips the division by a vanishing derivati
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = ["LOSSES", "FusedOutput", "Loss", "get_loss"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Network:
     """
 
     def __init__(self, sizes: Sequence[int], *, activation: str | Sequence[str] = "sigmoid",
-                 output_activation: str | None = None, loss: str | Loss = "squared_error",
+                 output_activation: str | Activation | None = None, loss: str | Loss = "squared_error",
                  bias: bool = True, init: str = "glorot_uniform", seed: int | None = None,
                  backend: str | Backend | None = None, device: Any = None, dtype: Any = None) -> None:
         self.sizes = _check_sizes(sizes)
@@ -101,8 +102,8 @@ class Network:
         """A copy with the same architecture, weights and shuffling state, optionally elsewhere:
         ``backend``/``dtype`` None keep this network's; ``device`` None keeps it on the same backend."""
         same_backend = backend is None or backend == self.backend.name
-        twin = Network(self.sizes, activation=[a.name for a in self.activations[:-1]],
-                       output_activation=self.activations[-1].name, loss=self.loss, bias=self.bias,
+        twin = Network(self.sizes, activation=self.activations[:-1], output_activation=self.activations[-1],
+                       loss=self.loss, bias=self.bias,
                        init=self.init, seed=self.seed, backend=self.backend.name if same_backend else backend,
                        device=self.backend.device if same_backend and device is None else device,
                        dtype=self.backend.dtype_name if dtype is None else dtype)
@@ -150,14 +151,14 @@ class Network:
             return self._descend(inputs, targets, rate, want_loss=return_loss)
 
     def fit(self, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
-            shuffle: bool = True, verbose: int = 0) -> "History":
+            shuffle: bool = True, verbose: int = 0) -> History:
         """Train by gradient descent; see :func:`gdxp.training.fit`."""
         from .training import fit
 
         return fit(self, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                    shuffle=shuffle, verbose=verbose)
 
-    def trace(self, x: Any, y: Any) -> "Trace":
+    def trace(self, x: Any, y: Any) -> Trace:
         """Every intermediate of one forward and backward pass for one sample; see :mod:`gdxp.trace`."""
         from .trace import trace
 
@@ -201,7 +202,8 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
-def _layer_activations(activation: str | Sequence[str], output_activation: str | None,
+def _layer_activations(activation: str | Activation | Sequence[str | Activation],
+                       output_activation: str | Activation | None,
                        n_hidden: int) -> tuple[Activation, ...]:
     if isinstance(activation, (str, Activation)):
         hidden = [activation] * n_hidden

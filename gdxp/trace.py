@@ -7,8 +7,9 @@ prediction->sop, sop->W, ...) and each gradient, as host NumPy arrays. ``print(t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

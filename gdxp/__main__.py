@@ -1,0 +1,5 @@
+"""``python -m gdxp``: see :mod:`gdxp.cli`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""Command line: ``python -m gdxp info`` (versions and backends) and ``python -m gdxp demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import __version__
+from .backend import BACKEND_NAMES, available_backends
+from .network import Network
+
+__all__ = ["main"]
+
+# The part-4 tutorial's example: one sample, 3 inputs, 5 hidden sigmoid neurons, one output.
+DEMO_X = (0.1, 0.4, 4.1)
+DEMO_TARGET = 0.2
+DEMO_LEARNING_RATE = 0.001
+
+
+def info() -> None:
+    """Print versions, each backend with its devices and default dtype, and why any is unavailable."""
+    print(f"gdxp {__version__} on Python {platform.python_version()} ({platform.machine()})")
+    for dist in ("numpy", "array-api-compat"):
+        print(f"  {dist} {importlib.metadata.version(dist)}")
+    print("backends:")
+    for status in available_backends().values():
+        print(f"  {status}")
+
+
+def demo(backend: str | None, epochs: int, hidden: int) -> None:
+    """Train the tutorial's network on its one example and show the loss falling."""
+    net = Network([len(DEMO_X), hidden, 1], activation="sigmoid", bias=False, init="uniform", seed=0,
+                  backend=backend)
+    x, y = np.asarray(DEMO_X), np.asarray([DEMO_TARGET])
+    print(f"gdxp demo: {len(DEMO_X)} inputs -> {hidden} hidden sigmoid neurons -> 1 sigmoid output (part 4 "
+          "of the tutorials)")
+    print(f"  x = {list(DEMO_X)}, target = {DEMO_TARGET}, squared error, learning rate {DEMO_LEARNING_RATE}")
+    print(f"  backend {net.backend.name} on {net.backend.device_name}, {net.backend.dtype_name}")
+    print(f"  prediction before training: {_scalar(net, x):.6f}")
+    start = time.perf_counter()
+    history = net.fit(x, y, epochs=epochs, learning_rate=DEMO_LEARNING_RATE, batch_size=1)
+    net.backend.synchronize()
+    seconds = time.perf_counter() - start
+    for epoch in sorted({1, *range(max(1, epochs // 8), epochs + 1, max(1, epochs // 8)), epochs}):
+        print(f"  step {epoch:>7,}  loss {history.loss[epoch - 1]:.3e}")
+    print(f"  prediction after {epochs:,} steps: {_scalar(net, x):.6f} (target {DEMO_TARGET}); "
+          f"{seconds:.2f} s, {1e6 * seconds / max(epochs, 1):.1f} us per step")
+
+
+def _scalar(net: Network, x: np.ndarray) -> float:
+    return float(net.backend.to_numpy(net.predict(x))[0])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gdxp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("info", help="versions, backends, devices, and why a backend is unavailable")
+    demo_parser = commands.add_parser("demo", help="train the tutorials' part-4 network and print the loss")
+    demo_parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
+                             help="array library (default: $GDXP_BACKEND, else numpy)")
+    demo_parser.add_argument("--epochs", type=int, default=80_000, help="per-sample steps (default 80,000)")
+    demo_parser.add_argument("--hidden", type=int, default=5, help="hidden neurons (default 5)")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        info()
+    else:
+        if args.epochs < 1 or args.hidden < 1:
+            parser.error("--epochs and --hidden must be at least 1")
+        demo(args.backend, args.epochs, args.hidden)

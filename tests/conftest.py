@@ -1,0 +1,53 @@
+"""One parametrized ``backend`` fixture runs every math test on each array library and device.
+
+Following scikit-learn's ``yield_namespace_device_dtype_combinations``: numpy (float64, float32),
+array_api_strict on its CPU device (float64) and on the simulated ``device1`` (float32), where any
+silent mixing of devices raises, and cupy when a GPU is usable (skipped with the reason otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import gdxp
+
+settings.register_profile("gdxp", derandomize=True, deadline=None, max_examples=10)
+settings.load_profile("gdxp")
+
+
+def backend_combinations():
+    """(backend, device, dtype) for every configuration the math must hold on."""
+    yield pytest.param(("numpy", None, "float64"), id="numpy-float64")
+    yield pytest.param(("numpy", None, "float32"), id="numpy-float32")
+    yield pytest.param(("array_api_strict", "CPU_DEVICE", "float64"), id="strict-cpu-float64")
+    yield pytest.param(("array_api_strict", "device1", "float32"), id="strict-device1-float32")
+    yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
+
+
+def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
+    """The backend, or a skip that says why it cannot run here."""
+    status = gdxp.available_backends()[name]
+    if not status.usable:
+        pytest.skip(f"{name} unavailable: {status.reason}")
+    return gdxp.get_backend(name, device=device, dtype=dtype)
+
+
+@pytest.fixture(params=list(backend_combinations()))
+def backend(request) -> gdxp.Backend:
+    return make_backend(*request.param)
+
+
+def tolerance(backend: gdxp.Backend) -> dict[str, float]:
+    """rtol/atol for comparing results of this backend's dtype with float64 references."""
+    if backend.dtype_name == "float64":
+        return {"rtol": 1e-12, "atol": 1e-14}
+    return {"rtol": 2e-5, "atol": 1e-6}
+
+
+def host(backend: gdxp.Backend, arr) -> np.ndarray:
+    """A device array's values on the host, after checking it lives where the backend keeps arrays."""
+    assert arr.device == backend.device or backend.name == "cupy" and arr.device.id == backend.device.id
+    return backend.to_numpy(arr)
