@@ -47,14 +47,14 @@ class Activation:
 
 @functools.cache
 def _exp_limit(dtype: Any, finfo: Callable[[Any], Any]) -> float:
-    """The largest x whose exp(x) is finite in ``dtype`` (about 88.7 in float32, 709.8 in float64)."""
-    return math.log(float(finfo(dtype).max))
+    """A whole number x with exp(x) finite in ``dtype`` (88 in float32, 709 in float64)."""
+    return float(math.floor(math.log(float(finfo(dtype).max))))
 
 
 def sigmoid(xp: Namespace, sop: Array) -> Array:
     """1 / (1 + exp(-sop)), with the exponent capped so that no exp overflows (and nothing warns).
 
-    The cap only touches sop below about -88 (float32) or -709 (float64), where the true value is
+    The cap only touches sop below -88 (float32) or -709 (float64), where the true value is
     below the smallest normal number anyway.
     """
     limit = _exp_limit(sop.dtype, xp.finfo)

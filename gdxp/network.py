@@ -208,13 +208,15 @@ def _layer_activations(activation: str | Activation | Sequence[str | Activation]
     if isinstance(activation, (str, Activation)):
         hidden = [activation] * n_hidden
         output = activation if output_activation is None else output_activation
-    else:
+    elif isinstance(activation, Sequence):
         hidden = list(activation)
         if len(hidden) != n_hidden:
             raise ValueError(f"activation lists one name per hidden layer ({n_hidden}), got {len(hidden)}")
         if output_activation is None:
             raise ValueError("with one activation per hidden layer, also give output_activation")
         output = output_activation
+    else:
+        raise TypeError(f"an activation is a name like 'sigmoid', got {type(activation).__name__}")
     return (*(get_activation(a, hidden=True) for a in hidden), get_activation(output, hidden=False))
 
 

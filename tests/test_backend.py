@@ -1,0 +1,156 @@
+"""The backend module: choosing a library and device, moving data, seeded draws, and why a backend is missing."""
+
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from conftest import host
+
+import gdxp
+from gdxp import backend as backend_module
+
+
+def test_default_backend_is_numpy_float64(monkeypatch):
+    monkeypatch.delenv("GDXP_BACKEND", raising=False)
+    chosen = gdxp.get_backend()
+    assert (chosen.name, chosen.device_name, chosen.dtype_name) == ("numpy", "cpu", "float64")
+    assert chosen.dtype == np.float64
+
+
+def test_environment_variable_picks_the_backend(monkeypatch):
+    monkeypatch.setenv("GDXP_BACKEND", "array_api_strict")
+    assert gdxp.get_backend().name == "array_api_strict"
+    assert gdxp.Network([2, 1]).backend.name == "array_api_strict"
+
+
+@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float32")])
+def test_dtype_spellings(dtype):
+    assert gdxp.get_backend("numpy", dtype=dtype).dtype == np.float32
+
+
+def test_strict_dtype_object_and_device():
+    import array_api_strict as xp
+
+    chosen = gdxp.get_backend("array_api_strict", device="device1", dtype=xp.float32)
+    assert chosen.dtype == xp.float32 and chosen.device == xp.Device("device1")
+    assert repr(chosen) == "Backend(name='array_api_strict', device='device1', dtype='float32')"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"name": "torch"}, "unknown backend 'torch'; choose one of numpy, cupy, array_api_strict"),
+    ({"name": "numpy", "dtype": "float16"}, "dtype must be one of float32, float64, got 'float16'"),
+    ({"name": "numpy", "dtype": "int64"}, "dtype must be one of float32, float64"),
+    ({"name": "numpy", "device": "cuda:0"}, "runs on device 'cpu' only, got device='cuda:0'"),
+    ({"name": "array_api_strict", "device": "gpu"}, "must be one of"),
+])
+def test_bad_choices_say_what_is_allowed(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        gdxp.get_backend(**kwargs)
+
+
+def test_backend_object_passes_through():
+    chosen = gdxp.get_backend("numpy", dtype="float32")
+    assert gdxp.get_backend(chosen) is chosen
+    with pytest.raises(ValueError, match="only with a backend name"):
+        gdxp.get_backend(chosen, dtype="float64")
+
+
+def test_asarray_round_trip(backend):
+    values = np.array([[1.5, -2.0], [0.0, 3.25]])
+    arr = backend.asarray(values)
+    assert arr.dtype == backend.dtype
+    np.testing.assert_array_equal(host(backend, arr), values)
+    np.testing.assert_array_equal(host(backend, backend.asarray([[1, 2], [3, 4]])), [[1, 2], [3, 4]])
+    assert backend.asarray(arr) is arr  # already in place: no copy
+    copied = backend.asarray(arr, copy=True)
+    assert copied is not arr
+    np.testing.assert_array_equal(host(backend, copied), values)
+
+
+def test_asarray_copy_protects_from_later_changes_to_the_source(backend):
+    source = np.array([1.0, 2.0])
+    arr = backend.asarray(source, copy=True)
+    source[0] = 99.0
+    np.testing.assert_array_equal(host(backend, arr), [1.0, 2.0])
+
+
+@pytest.mark.parametrize(("data", "error", "message"), [
+    (["a", "b"], TypeError, "expected real numbers, got list of dtype <U1"),
+    (np.array([1 + 2j]), TypeError, "expected real numbers"),
+    ([[1.0, 2.0], [3.0]], ValueError, "expected a rectangular array of real numbers"),
+    ([None, 1.0], TypeError, "expected real numbers, got list of dtype object"),
+])
+def test_asarray_rejects_what_is_not_real_numbers(backend, data, error, message):
+    with pytest.raises(error, match=message):
+        backend.asarray(data)
+
+
+def test_arrays_move_between_strict_devices():
+    import array_api_strict as xp
+
+    on_cpu = xp.asarray([1.0, 2.0])
+    device1 = gdxp.get_backend("array_api_strict", device="device1")
+    moved = device1.asarray(on_cpu)
+    assert moved.device == xp.Device("device1")
+    np.testing.assert_array_equal(device1.to_numpy(moved), [1.0, 2.0])
+    # and a strict array reaches the numpy backend through the host
+    np.testing.assert_array_equal(gdxp.get_backend("numpy").asarray(moved), [1.0, 2.0])
+
+
+def test_seeded_draws_are_identical_on_every_backend(backend):
+    reference = gdxp.get_backend("numpy", dtype=backend.dtype_name)
+    for draw in (lambda b, rng: b.uniform(rng, (3, 4), -1.0, 1.0), lambda b, rng: b.normal(rng, (3, 4), 0.5)):
+        mine = host(backend, draw(backend, np.random.default_rng(7)))
+        np.testing.assert_array_equal(mine, draw(reference, np.random.default_rng(7)))
+    order = host(backend, backend.permutation(np.random.default_rng(7), 6))
+    np.testing.assert_array_equal(order, np.random.default_rng(7).permutation(6))
+
+
+def test_uniform_matches_numpy_random_rand_layout():
+    # init="uniform" is the tutorials' numpy.random.rand: [0, 1), drawn in C order
+    draws = gdxp.get_backend("numpy").uniform(np.random.default_rng(3), (2, 3), 0.0, 1.0)
+    np.testing.assert_array_equal(draws, np.random.default_rng(3).random((2, 3)))
+
+
+def test_zeros_and_synchronize(backend):
+    np.testing.assert_array_equal(host(backend, backend.zeros((2, 3))), np.zeros((2, 3)))
+    backend.synchronize()  # returns once queued work is done; a no-op on the CPU
+    assert backend.to_float(backend.asarray(2.5)) == 2.5
+
+
+def test_available_backends_report_every_known_backend():
+    statuses = gdxp.available_backends()
+    assert list(statuses) == ["numpy", "cupy", "array_api_strict"]
+    assert statuses["numpy"].usable and statuses["numpy"].devices == ("cpu",)
+    assert statuses["numpy"].default_dtype == "float64" and statuses["cupy"].default_dtype == "float32"
+    assert "device1" in statuses["array_api_strict"].devices
+    assert str(statuses["numpy"]).startswith(f"numpy {np.__version__}: devices cpu")
+
+
+def test_cupy_not_installed_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail as if absent
+    status = gdxp.available_backends()["cupy"]
+    assert not status.usable
+    assert status.reason == "CuPy is not installed: pip install 'gdxp[cuda12]' (or 'gdxp[cuda13]' for CUDA 13)"
+    with pytest.raises(gdxp.BackendUnavailableError, match="CuPy is not installed"):
+        gdxp.get_backend("cupy")
+
+
+def test_cupy_without_a_gpu_says_why(monkeypatch):
+    def no_device():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    runtime = types.SimpleNamespace(getDeviceCount=no_device)
+    fake = types.SimpleNamespace(is_available=lambda: False, cuda=types.SimpleNamespace(runtime=runtime))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    status = backend_module.available_backends()["cupy"]
+    assert status.reason == ("CuPy is installed but no CUDA device is usable: "
+                             "cudaErrorNoDevice: no CUDA-capable device is detected")
+    assert str(status) == f"cupy: unavailable ({status.reason})"
+
+
+def test_importing_gdxp_does_not_import_cupy():
+    code = "import sys, gdxp; gdxp.Network([2, 1]); sys.exit('cupy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
