@@ -1,8 +1,10 @@
-"""The tutorials' own training loops, kept as references: one neuron at a time, as they wrote them.
+"""The tutorials' own training loops, one neuron at a time, as they wrote them.
 
-Both are fixed in the one place the tutorials went wrong: the output weights used for the hidden
-layer's gradients are a real copy of the weights from before the step (``w_old = w`` aliased them).
-The ragged ``numpy.array(w)`` of part 4 is replaced by a plain list of per-layer arrays.
+gdxp's tests use them as the reference that the vectorized engine must reproduce, and
+``benchmark.py`` times them. Both are fixed in the one place the tutorials went wrong: the output
+weights used for the hidden layer's gradients are a real copy of the weights from before the step
+(``w_old = w`` aliased them). Part 4's ragged ``numpy.array(w)``, which current NumPy refuses, is a
+plain list of per-layer arrays.
 """
 
 import numpy

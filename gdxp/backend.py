@@ -75,6 +75,8 @@ class Backend:
         Non-numeric data raises ``TypeError``; ragged data raises ``ValueError``.
         """
         dtype = self.dtype if dtype is None else dtype
+        if not copy and self._is_native(obj) and obj.dtype == dtype and self._is_here(obj):
+            return obj  # the common case on the hot path: already in place
         if not self._is_native(obj):
             host = _numeric_host_array(self._foreign_to_host(obj))
             return self._from_host(host.copy() if copy else host, dtype)

@@ -184,10 +184,9 @@ class Network:
     def _descend(self, inputs: Array, targets: Array, learning_rate: float, *, want_loss: bool) -> Array | None:
         grads, loss = self._backpropagate(inputs, targets, want_loss=want_loss)
         # build every new array first, then swap them in at once: never a half-applied step
-        self._params = tuple(
-            (weights - learning_rate * grad_weights,
-             None if bias is None else bias - learning_rate * grad_bias)
-            for (weights, bias), (grad_weights, grad_bias) in zip(self._params, grads))
+        self._params = tuple([
+            (weights - learning_rate * grad_weights, None if bias is None else bias - learning_rate * grad_bias)
+            for (weights, bias), (grad_weights, grad_bias) in zip(self._params, grads)])
         return loss
 
 

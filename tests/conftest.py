@@ -7,11 +7,17 @@ silent mixing of devices raises, and cupy when a GPU is usable (skipped with the
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import settings
 
 import gdxp
+
+# the examples folder holds the tutorials' own loops, which the tests use as references
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 settings.register_profile("gdxp", derandomize=True, deadline=None, max_examples=10)
 settings.load_profile("gdxp")

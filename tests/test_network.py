@@ -42,7 +42,7 @@ def test_initializers_draw_the_documented_distributions(init):
                     "he_normal": (2 / 400) ** 0.5}[init]
     assert weights.std() == pytest.approx(expected_std, rel=0.02)
     if init == "uniform":
-        assert 0.0 <= weights.min() and weights.max() < 1.0
+        assert weights.min() >= 0.0 and weights.max() < 1.0
     if init == "glorot_uniform":
         assert np.abs(weights).max() <= (6 / 700) ** 0.5
 

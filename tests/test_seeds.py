@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from conftest import host
-from reference_loops import part3_loop, part4_loop
+from tutorial_loops import part3_loop, part4_loop
 
 import gdxp
 
