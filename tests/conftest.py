@@ -7,7 +7,9 @@ silent mixing of devices raises, and cupy when a GPU is usable (skipped with the
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,27 @@ def host(backend: gdxp.Backend, arr) -> np.ndarray:
     """A device array's values on the host, after checking it lives where the backend keeps arrays."""
     assert arr.device == backend.device or backend.name == "cupy" and arr.device.id == backend.device.id
     return backend.to_numpy(arr)
+
+
+@contextlib.contextmanager
+def no_numpy_warnings():
+    """Every NumPy floating-point warning (overflow, invalid, divide) becomes an error.
+
+    Underflow alone is allowed: exp(-2000) flushing to 0 is the correct answer, and unavoidable.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise", under="ignore"):
+            yield
+
+
+def on_device(backend, values):
+    """``values`` (host float64) in the backend's dtype, and the same rounded numbers in float64."""
+    arr = backend.asarray(values)
+    return arr, host(backend, arr).astype(np.float64)
+
+
+def fetch(backend, arr):
+    """The array on the host, after checking it kept the backend's device and dtype."""
+    assert arr.dtype == backend.dtype
+    return host(backend, arr).astype(np.float64)

@@ -1,11 +1,9 @@
 """Activations against plain NumPy float64 formulas: forward values, derivatives, softmax's chain rule, edges."""
 
-import contextlib
-import warnings
 
 import numpy as np
 import pytest
-from conftest import host, tolerance
+from conftest import fetch, no_numpy_warnings, on_device, tolerance
 
 from gdxp.activations import ACTIVATIONS, LEAKY_RELU_SLOPE, Activation, get_activation
 
@@ -35,30 +33,6 @@ GRID_NONZERO = np.array([[-4.0, -1.5, -0.3, 0.3, 0.2],
                          [1.7, -3.1, 2.5, 0.45, -0.25]])
 EDGES = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
 STEP = 1e-6
-
-
-@contextlib.contextmanager
-def no_numpy_warnings():
-    """Every NumPy floating-point warning (overflow, invalid, divide) becomes an error.
-
-    Underflow alone is allowed: exp(-2000) flushing to 0 is the correct answer, and unavoidable.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with np.errstate(all="raise", under="ignore"):
-            yield
-
-
-def on_device(backend, values):
-    """``values`` (host float64) in the backend's dtype, and the same rounded numbers in float64."""
-    arr = backend.asarray(values)
-    return arr, host(backend, arr).astype(np.float64)
-
-
-def fetch(backend, arr):
-    """The array on the host, after checking it kept the backend's device and dtype."""
-    assert arr.dtype == backend.dtype
-    return host(backend, arr).astype(np.float64)
 
 
 def derivative_tolerance(backend):

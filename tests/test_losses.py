@@ -1,12 +1,10 @@
 """Losses against per-sample NumPy float64 formulas; gradients and fused output deltas against finite differences."""
 
-import contextlib
-import warnings
 
 import array_api_compat.numpy as np_xp
 import numpy as np
 import pytest
-from conftest import host, tolerance
+from conftest import fetch, no_numpy_warnings, on_device, tolerance
 
 from gdxp.activations import ACTIVATIONS
 from gdxp.losses import LOSSES, FusedOutput, Loss, get_loss
@@ -88,27 +86,6 @@ FUSED_PER_SAMPLE = {  # the loss of the activation's output, from the sop, witho
     "cross_entropy": lambda z, t: -np.sum(t * _log_softmax(z), axis=1),
 }
 ACTIVATION_REFERENCE = {"binary_cross_entropy": _sigmoid, "cross_entropy": lambda z: np.exp(_log_softmax(z))}
-
-
-@contextlib.contextmanager
-def no_numpy_warnings():
-    """Overflow, invalid and divide-by-zero become errors; underflow to 0 (exp(-1000)) is correct."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with np.errstate(all="raise", under="ignore"):
-            yield
-
-
-def on_device(backend, values):
-    """``values`` in the backend's dtype on its device, and the same rounded numbers in float64."""
-    arr = backend.asarray(values)
-    return arr, host(backend, arr).astype(np.float64)
-
-
-def fetch(backend, arr):
-    """The array on the host, after checking it kept the backend's device and dtype."""
-    assert arr.dtype == backend.dtype
-    return host(backend, arr).astype(np.float64)
 
 
 def central_differences(f, x):
