@@ -4,11 +4,14 @@ The math is written once against the Python array API standard; :mod:`gdxp.backe
 array library and device (NumPy, CuPy, or array_api_strict) at run time.
 """
 
+from . import optimizers
 from .backend import Backend, BackendStatus, BackendUnavailableError, available_backends, get_backend
 from .gradcheck import check_gradients
+from .history import History
 from .network import Network
+from .serialization import load
 from .trace import Trace, TraceStep
-from .training import History
+from .training import TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -20,8 +23,11 @@ __all__ = [
     "Network",
     "Trace",
     "TraceStep",
+    "TrainingDiverged",
     "__version__",
     "available_backends",
     "check_gradients",
     "get_backend",
+    "load",
+    "optimizers",
 ]

@@ -43,7 +43,7 @@ def demo(backend: str | None, epochs: int, hidden: int) -> None:
     print(f"  backend {net.backend.name} on {net.backend.device_name}, {net.backend.dtype_name}")
     print(f"  prediction before training: {_scalar(net, x):.6f}")
     start = time.perf_counter()
-    history = net.fit(x, y, epochs=epochs, learning_rate=DEMO_LEARNING_RATE, batch_size=1)
+    history = net.fit(x, y, epochs=epochs, learning_rate=DEMO_LEARNING_RATE, batch_size=1, verbose=0)
     net.backend.synchronize()
     seconds = time.perf_counter() - start
     for epoch in sorted({1, *range(max(1, epochs // 8), epochs + 1, max(1, epochs // 8)), epochs}):

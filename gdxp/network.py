@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,12 @@ from .backend import Backend, get_backend
 from .backprop import LayerParams
 from .initializers import get_initializer
 from .losses import Loss, get_loss
+from .metrics import accuracy
+from .optimizers import SGD, Optimizer
 
 if TYPE_CHECKING:
+    from .history import History
     from .trace import Trace
-    from .training import History
 
 __all__ = ["Network"]
 
@@ -52,6 +55,8 @@ class Network:
         self.seed = seed
         self.backend = get_backend(backend, device=device, dtype=dtype)
         init_rng, self._shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        self.optimizer: Optimizer | None = None  # the one the last fit used; fit continues it
+        self._plain_descent = SGD()
         with self.backend.activate():
             self._params: tuple[LayerParams, ...] = tuple(
                 (initializer(self.backend, init_rng, n_in, n_out), self.backend.zeros((n_out,)) if bias else None)
@@ -123,12 +128,21 @@ class Network:
 
     def loss_value(self, x: Any, y: Any) -> float:
         """The loss on ``(x, y)``, averaged over the samples."""
+        return self.evaluate(x, y)["loss"]
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """``{"loss": ...}`` on ``(x, y)``, plus ``"accuracy"`` for softmax (arg-max class) and sigmoid
+        (0.5 threshold) outputs. Both are read from the device together."""
         with self.backend.activate():
             inputs, targets = self._batch(x, y, check_values=True)
-            xp = self.backend.xp
+            xp, output = self.backend.xp, self.activations[-1]
             activs, sop = backprop.forward(xp, self.activations, self._params, inputs)
-            return self.backend.to_float(
-                backprop.output_loss(xp, self.activations[-1], self.loss, activs[-1], sop, targets))
+            loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets)
+            correct = accuracy(xp, output.name, activs[-1], targets)
+            if correct is None:
+                return {"loss": self.backend.to_float(loss)}
+            both = self.backend.to_numpy(xp.stack([xp.asarray(loss), correct]))
+            return {"loss": float(both[0]), "accuracy": float(both[1])}
 
     def gradients(self, x: Any, y: Any) -> list[Array]:
         """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device."""
@@ -148,15 +162,35 @@ class Network:
         rate = validation.check_positive_number(learning_rate, "learning_rate")
         with self.backend.activate():
             inputs, targets = self._batch(x, y, check_values=check_finite)
-            return self._descend(inputs, targets, rate, want_loss=return_loss)
+            return self._descend(inputs, targets, rate, self._plain_descent, want_loss=return_loss)[0]
 
     def fit(self, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
-            shuffle: bool = True, verbose: int = 0) -> History:
-        """Train by gradient descent; see :func:`gdxp.training.fit`."""
+            optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
+            patience: int | None = None, verbose: int = 1, record_predictions: bool = False) -> History:
+        """Train by gradient descent for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
+
+        ``batch_size=None`` takes all samples per step (full batch), ``1`` is the tutorials'
+        per-sample descent; batches are reshuffled each epoch from the network's seed (``shuffle``).
+        ``optimizer``: ``"sgd"``, ``"momentum"``, ``"adam"`` or an object from :mod:`gdxp.optimizers`;
+        a name continues the optimizer of the last fit when it is the same kind. ``validation_data``
+        ``(x_val, y_val)`` is scored after each epoch; ``patience`` stops when that score has not
+        improved for so many epochs and restores the best weights. ``verbose=1`` shows a progress
+        bar, ``0`` nothing. ``record_predictions`` keeps each epoch's prediction (one batch per epoch).
+        A non-finite loss stops the run with :class:`gdxp.TrainingDiverged`, the weights from before
+        that epoch restored; Ctrl-C leaves the weights of the last completed step.
+        """
         from .training import fit
 
         return fit(self, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                   shuffle=shuffle, verbose=verbose)
+                   optimizer=optimizer, shuffle=shuffle, validation_data=validation_data, patience=patience,
+                   verbose=verbose, record_predictions=record_predictions)
+
+    def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
+        """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,
+        on any backend. ``include_optimizer`` also keeps the optimizer's settings and state."""
+        from .serialization import save
+
+        save(self, path, include_optimizer=include_optimizer)
 
     def trace(self, x: Any, y: Any) -> Trace:
         """Every intermediate of one forward and backward pass for one sample; see :mod:`gdxp.trace`."""
@@ -173,21 +207,22 @@ class Network:
         return inputs, targets
 
     def _backpropagate(self, inputs: Array, targets: Array, *, want_loss: bool,
-                       record: backprop.Recorder = None) -> tuple[list[LayerParams], Array | None]:
+                       ) -> tuple[list[LayerParams], Array | None, Array]:
+        """Gradients per layer, the loss (if wanted) and the prediction, all on the device."""
         xp, output = self.backend.xp, self.activations[-1]
-        activs, sop = backprop.forward(xp, self.activations, self._params, inputs, record)
-        delta = backprop.output_delta(xp, output, self.loss, activs[-1], targets, record, number=len(self._params))
-        grads = backprop.backward(xp, self.activations, self._params, activs, delta, record)
+        activs, sop = backprop.forward(xp, self.activations, self._params, inputs)
+        delta = backprop.output_delta(xp, output, self.loss, activs[-1], targets, number=len(self._params))
+        grads = backprop.backward(xp, self.activations, self._params, activs, delta)
         loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets) if want_loss else None
-        return grads, loss
+        return grads, loss, activs[-1]
 
-    def _descend(self, inputs: Array, targets: Array, learning_rate: float, *, want_loss: bool) -> Array | None:
-        grads, loss = self._backpropagate(inputs, targets, want_loss=want_loss)
-        # build every new array first, then swap them in at once: never a half-applied step
-        self._params = tuple([
-            (weights - learning_rate * grad_weights, None if bias is None else bias - learning_rate * grad_bias)
-            for (weights, bias), (grad_weights, grad_bias) in zip(self._params, grads)])
-        return loss
+    def _descend(self, inputs: Array, targets: Array, learning_rate: float, optimizer: Optimizer, *,
+                 want_loss: bool) -> tuple[Array | None, Array]:
+        """One optimizer step on a checked batch; returns the loss before it (if wanted) and the prediction."""
+        grads, loss, prediction = self._backpropagate(inputs, targets, want_loss=want_loss)
+        new_weights = optimizer.apply(self.backend.xp, _flatten(self._params), _flatten(grads), learning_rate)
+        self._params = _pair_up(new_weights, self.bias)  # one swap: never a half-applied step
+        return loss, prediction
 
 
 def _check_sizes(sizes: Any) -> tuple[int, ...]:

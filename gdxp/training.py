@@ -1,70 +1,128 @@
-"""The training loop: epochs of (mini-)batch gradient descent, and the History it returns.
+"""The training loop: epochs of (mini-)batch descent with an optimizer, validation, early stopping,
+a progress bar, and a clean stop on divergence or Ctrl-C.
 
-The data is checked and moved to the device once; each epoch then runs without waiting on the
-device except for one read of the epoch's loss.
+The data is checked and moved to the device once. Each epoch then runs without waiting on the device
+except for one read of the numbers it reports (loss, validation loss, recorded predictions).
+Weights are replaced whole after each step, so whatever stops a run leaves the weights of the last
+completed step; snapshots for early stopping and divergence are references, not copies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from . import backprop
+from .history import History
+from .optimizers import Optimizer, get_optimizer
+from .progress import Progress
 from .validation import check_positive_number, check_whole_number
 
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["History", "fit"]
+__all__ = ["TrainingDiverged", "fit"]
 
 Array = Any
 
 
-@dataclass
-class History:
-    """What :func:`fit` recorded: ``loss``, the mean training loss of each epoch (before its updates)."""
+class TrainingDiverged(ArithmeticError):
+    """The loss turned NaN or infinite; the network holds the last weights with a finite loss.
 
-    loss: list[float] = field(default_factory=list)
+    ``epoch`` is where it happened (from 1), ``last_finite_loss`` the loss of the epoch before (None
+    if the first epoch diverged), ``history`` what was recorded up to then.
+    """
 
-    @property
-    def epochs(self) -> int:
-        """How many epochs ran."""
-        return len(self.loss)
+    def __init__(self, epoch: int, last_finite_loss: float | None, history: History) -> None:
+        before = "before any finite loss" if last_finite_loss is None else f"last finite loss {last_finite_loss:.6g}"
+        super().__init__(f"training diverged at epoch {epoch}: the loss is not finite ({before}); "
+                         "the weights from before that epoch are restored. Try a smaller learning_rate.")
+        self.epoch, self.last_finite_loss, self.history = epoch, last_finite_loss, history
 
 
 def fit(net: Network, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
-        shuffle: bool = True, verbose: int = 0) -> History:
-    """Train ``net`` on ``(x, y)`` for ``epochs`` passes over the data.
-
-    ``batch_size=None`` takes the whole data set per step (full-batch descent); ``batch_size=1`` is
-    the tutorials' per-sample descent. With ``shuffle``, the batches are drawn in a new order each
-    epoch from the network's seed. ``verbose=1`` prints the loss about ten times over the run.
-    """
+        optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
+        patience: int | None = None, verbose: int = 1, record_predictions: bool = False) -> History:
+    """Train ``net`` on ``(x, y)`` for ``epochs`` passes over the data; see :meth:`Network.fit`."""
     epochs = check_whole_number(epochs, "epochs", minimum=0)
     rate = check_positive_number(learning_rate, "learning_rate")
     if batch_size is not None:
         batch_size = check_whole_number(batch_size, "batch_size", minimum=1)
-    if not isinstance(shuffle, bool):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    if patience is not None:
+        patience = check_whole_number(patience, "patience", minimum=1)
+        if validation_data is None:
+            raise ValueError("patience stops on the validation loss: give validation_data too")
+    for flag, name in ((shuffle, "shuffle"), (record_predictions, "record_predictions")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     verbose = check_whole_number(verbose, "verbose", minimum=0)
+    chosen = _choose_optimizer(net, optimizer)
     backend = net.backend
-    history = History()
     with backend.activate():
         inputs, targets = net._batch(x, y, check_values=True)
+        validation = _validation_batch(net, validation_data)
         n_samples = inputs.shape[0]
         size = n_samples if batch_size is None else min(batch_size, n_samples)
-        report_every = max(1, epochs // 10)
+        if record_predictions and size < n_samples:
+            raise ValueError(f"record_predictions keeps each epoch's one forward pass, so it needs one batch per "
+                             f"epoch; batch_size={batch_size} splits {n_samples} samples")
+        net.optimizer = chosen
+        return _train(net, chosen, inputs, targets, validation, epochs, rate, size, shuffle, patience, verbose,
+                      record_predictions)
+
+
+def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
+           epochs: int, rate: float, size: int, shuffle: bool, patience: int | None, verbose: int,
+           record_predictions: bool) -> History:
+    history = History()
+    progress = Progress(epochs, verbose)
+    best_loss, best_params, waited = math.inf, None, 0
+    previous = current = _snapshot(net, optimizer)
+    try:
         for epoch in range(1, epochs + 1):
-            history.loss.append(backend.to_float(_epoch(net, inputs, targets, size, shuffle, rate)))
-            if verbose and (epoch % report_every == 0 or epoch == epochs):
-                print(f"epoch {epoch}/{epochs}  loss {history.loss[-1]:.6g}")
+            previous, current = current, _snapshot(net, optimizer)
+            loss, prediction = _epoch(net, optimizer, inputs, targets, size, shuffle, rate)
+            reported = [loss]
+            if validation is not None:
+                reported.append(_loss(net, *validation))
+            if record_predictions:
+                reported.append(prediction)
+            values = _read(net, reported)
+            train_loss = float(values[0][0])
+            val_loss = float(values[1][0]) if validation is not None else None
+            if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
+                _restore_finite(net, optimizer, current, previous)
+                raise TrainingDiverged(epoch, history.loss[-1] if history.loss else None, history)
+            history.loss.append(train_loss)
+            if val_loss is not None:
+                history.val_loss.append(val_loss)
+            if record_predictions:
+                history.predictions.append(values[-1].reshape(tuple(prediction.shape)))
+            progress.update(train_loss, val_loss)
+            if patience is not None:
+                if val_loss < best_loss:
+                    best_loss, best_params, history.best_epoch, waited = val_loss, net._params, epoch, 0
+                else:
+                    waited += 1
+                    if waited >= patience:
+                        history.stopped_early = True
+                        break
+    finally:
+        progress.close()
+    if best_params is not None:
+        net._params = best_params
     return history
 
 
-def _epoch(net: Network, inputs: Array, targets: Array, size: int, shuffle: bool, rate: float) -> Array:
-    """One pass over the data; returns the mean loss over the samples as a 0-d device array."""
+def _epoch(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, size: int, shuffle: bool,
+           rate: float) -> tuple[Array, Array]:
+    """One pass over the data: the mean loss over the samples (0-d, on the device) and the last
+    batch's prediction."""
     n_samples = inputs.shape[0]
     if size >= n_samples:  # one batch: the order of samples cannot change the step
-        return net._descend(inputs, targets, rate, want_loss=True)
+        return net._descend(inputs, targets, rate, optimizer, want_loss=True)
     if shuffle:
         xp = net.backend.xp
         order = net.backend.permutation(net._shuffle_rng, n_samples)
@@ -72,7 +130,54 @@ def _epoch(net: Network, inputs: Array, targets: Array, size: int, shuffle: bool
     total = None
     for start in range(0, n_samples, size):
         stop = min(start + size, n_samples)
-        loss = net._descend(inputs[start:stop, ...], targets[start:stop, ...], rate, want_loss=True)
+        loss, prediction = net._descend(inputs[start:stop, ...], targets[start:stop, ...], rate, optimizer,
+                                        want_loss=True)
         weighted = loss * (stop - start)
         total = weighted if total is None else total + weighted
-    return total / n_samples
+    return total / n_samples, prediction
+
+
+def _loss(net: Network, inputs: Array, targets: Array) -> Array:
+    xp = net.backend.xp
+    activs, sop = backprop.forward(xp, net.activations, net._params, inputs)
+    return backprop.output_loss(xp, net.activations[-1], net.loss, activs[-1], sop, targets)
+
+
+def _read(net: Network, arrays: list[Array]) -> list[np.ndarray]:
+    """Several device arrays to the host in one transfer (one wait for the device per epoch)."""
+    xp = net.backend.xp
+    flat = net.backend.to_numpy(xp.concat([xp.reshape(xp.asarray(a), (-1,)) for a in arrays]))
+    sizes = np.cumsum([math.prod(a.shape) for a in arrays])[:-1]
+    return np.split(flat, sizes)
+
+
+def _choose_optimizer(net: Network, optimizer: str | Optimizer) -> Optimizer:
+    """A name continues the network's optimizer of that name (its state too), else starts a new one."""
+    if isinstance(optimizer, str) and net.optimizer is not None and net.optimizer.name == optimizer:
+        return net.optimizer
+    return get_optimizer(optimizer)
+
+
+def _validation_batch(net: Network, validation_data: Any) -> tuple[Array, Array] | None:
+    if validation_data is None:
+        return None
+    if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
+        raise TypeError(f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
+    return net._batch(*validation_data, check_values=True)
+
+
+Snapshot = tuple[Any, list[list[Array]], int]
+
+
+def _snapshot(net: Network, optimizer: Optimizer) -> Snapshot:
+    return net._params, optimizer.state, optimizer.steps
+
+
+def _restore_finite(net: Network, optimizer: Optimizer, *snapshots: Snapshot) -> None:
+    """Put back the first snapshot whose weights are all finite (checked on the device)."""
+    xp = net.backend.xp
+    for params, state, steps in snapshots:
+        arrays = [a for pair in params for a in pair if a is not None]
+        if all(bool(net.backend.to_numpy(xp.all(xp.isfinite(a)))) for a in arrays):
+            net._params, optimizer.state, optimizer.steps = params, state, steps
+            return

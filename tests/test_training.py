@@ -1,5 +1,8 @@
 """fit: full-batch, per-sample and mini-batch descent, shuffling from the seed, and the History."""
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
 from conftest import host, tolerance
@@ -23,7 +26,7 @@ def test_full_batch_fit_is_repeated_steps(backend):
     x, y = _problem()
     net = gdxp.Network([3, 4, 2], seed=1, backend=backend)
     twin = net.copy()
-    history = net.fit(x, y, epochs=5, learning_rate=0.5)
+    history = net.fit(x, y, epochs=5, learning_rate=0.5, verbose=0)
     losses = [float(host(backend, twin.step(x, y, learning_rate=0.5, return_loss=True))) for _ in range(5)]
     assert history.loss == losses and history.epochs == 5
     assert all(isinstance(loss, float) for loss in history.loss)
@@ -34,7 +37,7 @@ def test_per_sample_fit_without_shuffle_steps_through_the_samples_in_order(backe
     x, y = _problem(4)
     net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
     twin = net.copy()
-    history = net.fit(x, y, epochs=2, learning_rate=0.2, batch_size=1, shuffle=False)
+    history = net.fit(x, y, epochs=2, learning_rate=0.2, batch_size=1, shuffle=False, verbose=0)
     for _ in range(2):
         losses = [host(backend, twin.step(x[i], y[i], learning_rate=0.2, return_loss=True)) for i in range(4)]
     _assert_same_weights(net, twin)
@@ -45,7 +48,7 @@ def test_mini_batches_weigh_the_last_short_batch_by_its_size(backend):
     x, y = _problem(5)
     net = gdxp.Network([3, 2], activation="sigmoid", seed=3, backend=backend)
     twin = net.copy()
-    history = net.fit(x, y, epochs=1, learning_rate=0.1, batch_size=3, shuffle=False)
+    history = net.fit(x, y, epochs=1, learning_rate=0.1, batch_size=3, shuffle=False, verbose=0)
     first = host(backend, twin.step(x[:3], y[:3], learning_rate=0.1, return_loss=True))
     second = host(backend, twin.step(x[3:], y[3:], learning_rate=0.1, return_loss=True))
     np.testing.assert_allclose(history.loss[0], (3 * first + 2 * second) / 5, **tolerance(backend))
@@ -57,7 +60,7 @@ def test_shuffling_follows_the_seed(backend):
 
     def train(seed, shuffle=True):
         net = gdxp.Network([3, 4, 2], seed=seed, backend=backend)
-        net.fit(x, y, epochs=3, learning_rate=0.3, batch_size=2, shuffle=shuffle)
+        net.fit(x, y, epochs=3, learning_rate=0.3, batch_size=2, shuffle=shuffle, verbose=0)
         return net
 
     _assert_same_weights(train(4), train(4))
@@ -69,9 +72,9 @@ def test_same_seed_same_training_on_every_backend(backend):
     x, y = _problem(6)
     kwargs = {"epochs": 20, "learning_rate": 0.5, "batch_size": 4}
     mine = gdxp.Network([3, 5, 2], activation="tanh", output_activation="sigmoid", seed=9, backend=backend)
-    history = mine.fit(x, y, **kwargs)
+    history = mine.fit(x, y, **kwargs, verbose=0)
     reference = gdxp.Network([3, 5, 2], activation="tanh", output_activation="sigmoid", seed=9)
-    expected = reference.fit(x, y, **kwargs)
+    expected = reference.fit(x, y, **kwargs, verbose=0)
     tol = {"rtol": 1e-10, "atol": 1e-12} if backend.dtype_name == "float64" else {"rtol": 1e-4, "atol": 1e-5}
     np.testing.assert_allclose(history.loss, expected.loss, **tol)
     _assert_same_weights(mine, reference, **tol)
@@ -81,7 +84,7 @@ def test_same_seed_same_training_on_every_backend(backend):
 def test_training_reduces_the_loss(backend):
     x, y = _problem(32)
     net = gdxp.Network([3, 8, 2], activation="tanh", output_activation="sigmoid", seed=0, backend=backend)
-    history = net.fit(x, y, epochs=60, learning_rate=1.0, batch_size=8)
+    history = net.fit(x, y, epochs=60, learning_rate=1.0, batch_size=8, verbose=0)
     assert history.loss[-1] < 0.2 * history.loss[0]
     assert net.loss_value(x, y) < history.loss[0]
 
@@ -90,15 +93,125 @@ def test_zero_epochs_change_nothing():
     x, y = _problem()
     net = gdxp.Network([3, 2], seed=0)
     before = net.copy()
-    assert net.fit(x, y, epochs=0, learning_rate=0.1).loss == []
+    assert net.fit(x, y, epochs=0, learning_rate=0.1, verbose=0).loss == []
     _assert_same_weights(net, before)
 
 
-@pytest.mark.parametrize(("verbose", "lines"), [(0, 0), (1, 10)])
-def test_verbose_prints_about_ten_lines(capsys, verbose, lines):
+def test_verbose_shows_a_progress_bar_and_quiet_shows_nothing(capsys):
     x, y = _problem()
-    history = gdxp.Network([3, 2], seed=0).fit(x, y, epochs=50, learning_rate=0.1, verbose=verbose)
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == lines
-    if lines:
-        assert out[-1] == f"epoch 50/50  loss {history.loss[-1]:.6g}"
+    gdxp.Network([3, 2], seed=0).fit(x, y, epochs=50, learning_rate=0.1, verbose=0)
+    assert capsys.readouterr() == ("", "")
+    history = gdxp.Network([3, 2], seed=0).fit(x, y, epochs=50, learning_rate=0.1,
+                                               validation_data=(x, y), verbose=1)
+    bar = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "50/50" in bar and "epoch" in bar
+    assert f"loss={history.loss[-1]:.4g}" in bar and f"val_loss={history.val_loss[-1]:.4g}" in bar
+
+
+def test_validation_loss_is_scored_after_each_epoch(backend):
+    x, y = _problem(12)
+    net = gdxp.Network([3, 4, 2], seed=6, backend=backend)
+    history = net.fit(x[:8], y[:8], epochs=3, learning_rate=0.5, validation_data=(x[8:], y[8:]), verbose=0)
+    assert len(history.val_loss) == 3
+    np.testing.assert_allclose(history.val_loss[-1], net.loss_value(x[8:], y[8:]), **tolerance(backend))
+
+
+def test_patience_stops_early_and_keeps_the_best_weights(backend):
+    x, y = _problem(20, seed=1)
+    val_x, val_y = x[16:], 1.0 - y[16:]  # validation data the training cannot fit: it soon gets worse
+    net = gdxp.Network([3, 6, 2], activation="tanh", output_activation="sigmoid", seed=7, backend=backend)
+    twin = net.copy()
+    history = net.fit(x[:16], y[:16], epochs=200, learning_rate=2.0, validation_data=(val_x, val_y),
+                      patience=3, verbose=0)
+    assert history.stopped_early and history.epochs == history.best_epoch + 3 < 200
+    assert history.val_loss[history.best_epoch - 1] == min(history.val_loss)
+    twin.fit(x[:16], y[:16], epochs=history.best_epoch, learning_rate=2.0, verbose=0)
+    _assert_same_weights(net, twin)
+
+
+def test_divergence_stops_and_restores_the_last_finite_weights(backend):
+    x, y = _problem(6)
+    y = y * 1e3  # a regression target far away, and a step far too long
+    net = gdxp.Network([3, 4, 2], activation="identity", seed=8, backend=backend)
+    twin = net.copy()
+    with pytest.raises(gdxp.TrainingDiverged, match=r"training diverged at epoch (\d+)") as caught, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own overflow warnings on the way up
+        net.fit(x, y, epochs=500, learning_rate=5.0, verbose=0)
+    error = caught.value
+    assert error.epoch > 1 and error.last_finite_loss == error.history.loss[-1]
+    assert len(error.history.loss) == error.epoch - 1 and np.isfinite(error.history.loss).all()
+    twin.fit(x, y, epochs=error.epoch - 1, learning_rate=5.0, verbose=0)
+    _assert_same_weights(net, twin)
+    assert all(np.isfinite(w).all() for w in net.get_weights())
+
+
+def test_ctrl_c_leaves_the_weights_of_the_last_completed_step(monkeypatch):
+    x, y = _problem(8)
+    net = gdxp.Network([3, 4, 2], seed=9)
+    twin = net.copy()
+    real_backward, calls = gdxp.backprop.backward, []
+
+    def interrupted_backward(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_backward(*args, **kwargs)
+
+    monkeypatch.setattr(gdxp.backprop, "backward", interrupted_backward)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(x, y, epochs=10, learning_rate=0.3, batch_size=2, shuffle=False, optimizer="adam", verbose=0)
+    monkeypatch.undo()
+    twin.fit(x, y, epochs=1, learning_rate=0.3, batch_size=2, shuffle=False, optimizer="adam", verbose=0)
+    twin.fit(x[:2], y[:2], epochs=1, learning_rate=0.3, optimizer="adam", verbose=0)  # the 5th completed step
+    _assert_same_weights(net, twin)
+    assert net.optimizer.steps == 5
+
+
+def test_record_predictions_keeps_the_prediction_of_each_step(backend):
+    x, y = np.array([0.1, 0.4, 4.1]), np.array([0.2])
+    net = gdxp.Network([3, 5, 1], bias=False, init="uniform", seed=0, backend=backend)
+    twin = net.copy()
+    history = net.fit(x, y, epochs=4, learning_rate=0.5, record_predictions=True, verbose=0)
+    expected = []
+    for _ in range(4):
+        expected.append(host(backend, twin.predict(x)))
+        twin.step(x, y, learning_rate=0.5)
+    assert [p.shape for p in history.predictions] == [(1, 1)] * 4
+    np.testing.assert_allclose(np.concatenate(history.predictions).ravel(), np.ravel(expected),
+                               **tolerance(backend))
+    with pytest.raises(ValueError, match="record_predictions .* needs one batch per epoch"):
+        net.fit(np.ones((4, 3)), np.ones(4), epochs=1, learning_rate=0.1, batch_size=2, record_predictions=True)
+
+
+def test_evaluate_reports_loss_and_accuracy(backend):
+    net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0, backend=backend)
+    net.set_weights([np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]]), np.zeros(3)])
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    y = np.eye(3)[[0, 1, 1, 2]]  # right, right, wrong, and a three-way tie (arg-max picks class 0): wrong
+    scores = net.evaluate(x, y)
+    assert scores["accuracy"] == 0.5
+    np.testing.assert_allclose(scores["loss"], net.loss_value(x, y), **tolerance(backend))
+    sigmoid = gdxp.Network([2, 2], activation="sigmoid", loss="binary_cross_entropy", backend=backend)
+    sigmoid.set_weights([np.array([[4.0, -4.0], [0.0, 0.0]]), np.zeros(2)])
+    scores = sigmoid.evaluate([[1.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [1.0, 0.0]])
+    assert scores["accuracy"] == 0.5  # label by label: 2 of 4 right
+    regression = gdxp.Network([2, 1], activation="identity", backend=backend)
+    assert set(regression.evaluate([[1.0, 2.0]], [3.0])) == {"loss"}
+
+
+def test_history_plot_draws_the_tutorials_figures(tmp_path):
+    x, y = np.array([0.1, 0.4, 4.1]), np.array([0.2])
+    history = gdxp.Network([3, 2, 1], bias=False, init="uniform", seed=0).fit(
+        x, y, epochs=30, learning_rate=0.5, record_predictions=True, verbose=0)
+    figure = history.plot(tmp_path / "curves.png")
+    assert [axes.get_title() for axes in figure.axes] == ["Error per epoch", "Predicted output per epoch"]
+    np.testing.assert_allclose(figure.axes[0].lines[0].get_ydata(), history.loss)
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_history_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"History.plot needs matplotlib: pip install 'gdxp\[plot\]'"):
+        gdxp.History(loss=[1.0]).plot()

@@ -1,0 +1,68 @@
+"""What a training run recorded, and the tutorials' figures drawn from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["History"]
+
+PLOT_EXTRA = "pip install 'gdxp[plot]' (or pip install matplotlib)"
+
+
+@dataclass
+class History:
+    """Per-epoch records of :meth:`Network.fit`.
+
+    ``loss``: the mean training loss of each epoch, over the batches as they were met (before their
+    updates). ``val_loss``: the loss on ``validation_data`` after each epoch (empty without it).
+    ``predictions``: with ``record_predictions=True``, each epoch's prediction for the training data,
+    from the forward pass of that epoch's step (the tutorials printed these). ``best_epoch``: with
+    ``patience``, the epoch (counted from 1) whose weights the network kept. ``stopped_early``: whether
+    patience ended the run before ``epochs``.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    predictions: list[np.ndarray] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """How many epochs ran."""
+        return len(self.loss)
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Draw the loss per epoch (and validation loss), plus the prediction per epoch when recorded.
+
+        Returns the matplotlib ``Figure``; with ``path``, also saves it there (PNG for ``.png``).
+        Needs matplotlib, an optional extra.
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError(f"History.plot needs matplotlib: {PLOT_EXTRA}") from None
+        panels = 2 if self.predictions else 1
+        figure = Figure(figsize=(6.4 * panels, 4.4), layout="constrained")
+        axes = figure.subplots(1, panels, squeeze=False)[0]
+        epochs = np.arange(1, self.epochs + 1)
+        axes[0].plot(epochs, self.loss, label="training loss")
+        if self.val_loss:
+            axes[0].plot(epochs[: len(self.val_loss)], self.val_loss, label="validation loss")
+        if self.best_epoch is not None:
+            axes[0].axvline(self.best_epoch, color="grey", linestyle=":", label=f"best epoch {self.best_epoch}")
+        if self.loss and min(self.loss) > 0 and max(self.loss) / min(self.loss) > 100:
+            axes[0].set_yscale("log")
+        axes[0].set(xlabel="epoch", ylabel="loss", title="Error per epoch")
+        axes[0].legend()
+        if self.predictions:
+            predicted = np.stack([p.reshape(-1) for p in self.predictions])
+            axes[1].plot(epochs[: len(predicted)], predicted)
+            axes[1].set(xlabel="epoch", ylabel="predicted output", title="Predicted output per epoch")
+        if path is not None:
+            figure.savefig(path)
+        return figure

@@ -1,0 +1,153 @@
+"""Optimizers: how a gradient becomes a weight update.
+
+Each optimizer maps ``(weights, gradients, learning_rate)`` to new weights, one array at a time, and
+keeps any state it needs (velocities, moment estimates) as arrays beside the weights, on the same
+device. Updates are functional: new arrays come back and the caller swaps them in at once, so an
+interrupted step never leaves half the weights updated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["OPTIMIZERS", "Adam", "Momentum", "Optimizer", "SGD", "get_optimizer"]
+
+Array = Any
+
+
+class Optimizer:
+    """Base class: ``apply`` computes new weights; ``state`` holds per-weight arrays (may be empty)."""
+
+    name = "optimizer"
+    state_size = 0  # arrays of state kept per weight array
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.state: list[list[Array]] = []
+
+    def hyperparameters(self) -> dict[str, float | bool]:
+        """The settings that define this optimizer (saved with a model, shown in its repr)."""
+        return {}
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({settings})"
+
+    def apply(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array], learning_rate: float) -> list[Array]:
+        """New weights after one step; advances the state (swapped in only once all are computed)."""
+        if not self.state and self.state_size:
+            self.state = [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
+        self.check_state(weights)
+        step = self.steps + 1
+        new_weights, new_state = self._update(xp, list(weights), list(grads), learning_rate, step)
+        self.state, self.steps = new_state, step
+        return new_weights
+
+    def check_state(self, weights: Sequence[Array]) -> None:
+        """Refuse state that belongs to a network of another shape."""
+        for slot in self.state:
+            shapes = [tuple(a.shape) for a in slot]
+            expected = [tuple(w.shape) for w in weights]
+            if shapes != expected:
+                raise ValueError(f"{type(self).__name__} holds state for weights of shapes {shapes}, "
+                                 f"but this network's are {expected}; use a new optimizer")
+
+    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Plain gradient descent, ``W -= learning_rate * grad``: the tutorials' ``update_w``."""
+
+    name = "sgd"
+
+    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        return [w - learning_rate * g for w, g in zip(weights, grads)], []
+
+
+class Momentum(Optimizer):
+    """Gradient descent with momentum: ``v = momentum * v - lr * grad``, then ``W += v``.
+
+    With ``nesterov=True`` the step looks ahead along the velocity: ``W += momentum * v - lr * grad``.
+    """
+
+    name = "momentum"
+    state_size = 1
+
+    def __init__(self, momentum: float = 0.9, *, nesterov: bool = False) -> None:
+        super().__init__()
+        self.momentum = _check_fraction(momentum, "momentum")
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+        self.nesterov = nesterov
+
+    def hyperparameters(self) -> dict[str, float | bool]:
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        velocities = [self.momentum * v - learning_rate * g for v, g in zip(self.state[0], grads)]
+        if self.nesterov:
+            steps = [self.momentum * v - learning_rate * g for v, g in zip(velocities, grads)]
+        else:
+            steps = velocities
+        return [w + s for w, s in zip(weights, steps)], [velocities]
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015): moving averages of the gradient and its square, bias-corrected.
+
+    ``W -= lr * m_hat / (sqrt(v_hat) + epsilon)`` with ``m_hat = m / (1 - beta1**t)`` and
+    ``v_hat = v / (1 - beta2**t)``.
+    """
+
+    name = "adam"
+    state_size = 2
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> None:
+        super().__init__()
+        self.beta1 = _check_fraction(beta1, "beta1")
+        self.beta2 = _check_fraction(beta2, "beta2")
+        if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon must be a finite number above 0, got {epsilon!r}")
+        self.epsilon = float(epsilon)
+
+    def hyperparameters(self) -> dict[str, float | bool]:
+        return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+
+    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        b1, b2 = self.beta1, self.beta2
+        first = [b1 * m + (1.0 - b1) * g for m, g in zip(self.state[0], grads)]
+        second = [b2 * v + (1.0 - b2) * (g * g) for v, g in zip(self.state[1], grads)]
+        first_correction, second_correction = 1.0 - b1**step, 1.0 - b2**step
+        new_weights = [
+            w - learning_rate * (m / first_correction) / (xp.sqrt(v / second_correction) + self.epsilon)
+            for w, m, v in zip(weights, first, second)]
+        return new_weights, [first, second]
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+
+
+def get_optimizer(optimizer: str | Optimizer) -> Optimizer:
+    """An optimizer object: a new one with default settings for a name, or the object itself."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be a name like 'adam' or an Optimizer, got {type(optimizer).__name__}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[optimizer]()
+
+
+def _check_fraction(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)

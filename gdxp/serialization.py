@@ -1,0 +1,161 @@
+"""Saving and loading networks: one ``.npz`` of plain arrays, written atomically, read without pickle.
+
+The file holds the architecture (sizes, activation names, loss, bias, dtype) as plain numbers and
+strings, every weight as a host array, and optionally the optimizer's settings and state. Nothing is
+ever pickled, so loading a file cannot run code; a file that is not what it should be gets a
+``ValueError`` that says what is wrong. Saving writes a temporary file beside the target and renames
+it over the target, so a crash mid-save never leaves a broken file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .optimizers import OPTIMIZERS, Optimizer
+
+if TYPE_CHECKING:
+    from .network import Network
+
+__all__ = ["FORMAT_VERSION", "load", "save"]
+
+FORMAT_VERSION = 1
+_ARCHITECTURE_KEYS = ("format_version", "sizes", "activations", "loss", "bias", "dtype")
+
+
+def save(net: Network, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
+    """Write ``net`` to ``path`` (exactly that name; ``.npz`` is not appended)."""
+    arrays: dict[str, np.ndarray] = {
+        "format_version": np.array(FORMAT_VERSION),
+        "sizes": np.array(net.sizes, dtype=np.int64),
+        "activations": np.array([a.name for a in net.activations]),
+        "loss": np.array(net.loss.name),
+        "bias": np.array(net.bias),
+        "dtype": np.array(net.backend.dtype_name),
+    }
+    arrays.update({f"weight_{i}": w for i, w in enumerate(net.get_weights())})
+    if include_optimizer:
+        if net.optimizer is None:
+            raise ValueError("this network has no optimizer yet (fit it first), so there is none to include")
+        arrays.update(_optimizer_arrays(net))
+    _write_atomically(Path(path), arrays)
+
+
+def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = None, dtype: Any = None) -> Network:
+    """Read a network saved by :func:`save`, onto ``backend``/``device`` (any, whatever it was saved
+    from) with ``dtype`` (default: the saved one)."""
+    from .network import Network
+
+    data = _read_plain_arrays(Path(path))
+    missing = [key for key in _ARCHITECTURE_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"{path} is not a gdxp model: it lacks {', '.join(missing)}")
+    version = _scalar(data, "format_version", "i")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer gdxp (format {version}); this one reads up to "
+                         f"format {FORMAT_VERSION}: upgrade gdxp")
+    sizes = data["sizes"]
+    activations = data["activations"]
+    if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+        raise ValueError(f"{path}: 'sizes' must be a list of whole numbers, got {sizes!r}")
+    if activations.shape != (len(sizes) - 1,) or activations.dtype.kind != "U":
+        raise ValueError(f"{path}: 'activations' must name one activation per layer ({len(sizes) - 1}), "
+                         f"got {activations!r}")
+    net = Network([int(s) for s in sizes], activation=[str(a) for a in activations[:-1]],
+                  output_activation=str(activations[-1]), loss=str(_scalar(data, "loss", "U")),
+                  bias=bool(_scalar(data, "bias", "b")), backend=backend, device=device,
+                  dtype=str(_scalar(data, "dtype", "U")) if dtype is None else dtype)
+    count = len(net.weight_shapes())
+    weight_keys = [f"weight_{i}" for i in range(count)]
+    absent = [key for key in weight_keys if key not in data]
+    if absent:
+        raise ValueError(f"{path} lacks weight arrays {', '.join(absent)} (expected {count})")
+    net.set_weights([data[key] for key in weight_keys])
+    if "optimizer" in data:
+        net.optimizer = _restore_optimizer(net, data, path)
+    return net
+
+
+def _optimizer_arrays(net: Network) -> dict[str, np.ndarray]:
+    optimizer = net.optimizer
+    arrays = {"optimizer": np.array(optimizer.name), "optimizer_steps": np.array(optimizer.steps)}
+    arrays.update({f"optimizer_{k}": np.array(v) for k, v in optimizer.hyperparameters().items()})
+    for slot, states in enumerate(optimizer.state):
+        arrays.update({f"optimizer_state_{slot}_{i}": net.backend.to_numpy(a) for i, a in enumerate(states)})
+    return arrays
+
+
+def _restore_optimizer(net: Network, data: dict[str, np.ndarray], path: Any) -> Optimizer:
+    name = str(_scalar(data, "optimizer", "U"))
+    if name not in OPTIMIZERS:
+        raise ValueError(f"{path}: unknown optimizer {name!r}; this gdxp knows {', '.join(OPTIMIZERS)}")
+    kind = OPTIMIZERS[name]
+    settings = {key: _scalar(data, f"optimizer_{key}", "biuf").item() for key in kind().hyperparameters()}
+    optimizer = kind(**settings)
+    optimizer.steps = int(_scalar(data, "optimizer_steps", "iu"))
+    count = len(net.weight_shapes())
+    if optimizer.steps > 0 and kind.state_size:
+        keys = [[f"optimizer_state_{slot}_{i}" for i in range(count)] for slot in range(kind.state_size)]
+        absent = [key for slot in keys for key in slot if key not in data]
+        if absent:
+            raise ValueError(f"{path} lacks optimizer state arrays {', '.join(absent)}")
+        with net.backend.activate():
+            optimizer.state = [[net.backend.asarray(data[key]) for key in slot] for slot in keys]
+        optimizer.check_state(net.get_weights())
+    return optimizer
+
+
+def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive, refusing pickled objects and saying what is wrong with a bad file."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz archive ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array, not a gdxp model (.npz archive)")
+    with archive:
+        data = {}
+        for key in archive.files:
+            try:
+                data[key] = archive[key]
+            except ValueError as err:  # object arrays: numpy refuses them without pickle
+                raise ValueError(f"{path}: entry {key!r} holds Python objects, which gdxp never loads ({err})") \
+                    from None
+            except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
+                raise ValueError(f"{path}: entry {key!r} cannot be read; the file is truncated or corrupt ({err})") \
+                    from None
+    return data
+
+
+def _scalar(data: dict[str, np.ndarray], key: str, kinds: str) -> Any:
+    value = data.get(key)
+    if value is None or value.shape != () or value.dtype.kind not in kinds:
+        raise ValueError(f"entry {key!r} must be a single value of kind {kinds!r}, got {value!r}")
+    return value[()]
+
+
+def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename it over ``path``."""
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, allow_pickle=False, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
