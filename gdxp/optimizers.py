@@ -8,9 +8,11 @@ interrupted step never leaves half the weights updated.
 
 from __future__ import annotations
 
-import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
+
+from .validation import check_positive_number
 
 __all__ = ["OPTIMIZERS", "Adam", "Momentum", "Optimizer", "SGD", "get_optimizer"]
 
@@ -112,9 +114,7 @@ class Adam(Optimizer):
         super().__init__()
         self.beta1 = _check_fraction(beta1, "beta1")
         self.beta2 = _check_fraction(beta2, "beta2")
-        if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
-            raise ValueError(f"epsilon must be a finite number above 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.epsilon = check_positive_number(epsilon, "epsilon")
 
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
@@ -146,7 +146,7 @@ def get_optimizer(optimizer: str | Optimizer) -> Optimizer:
 
 
 def _check_fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")

@@ -59,6 +59,7 @@ def fit(net: Network, x: Any, y: Any, *, epochs: int, learning_rate: float, batc
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     verbose = check_whole_number(verbose, "verbose", minimum=0)
     chosen = _choose_optimizer(net, optimizer)
+    chosen.check_state(net.get_weights())  # before it is attached: a refused optimizer changes nothing
     backend = net.backend
     with backend.activate():
         inputs, targets = net._batch(x, y, check_values=True)

@@ -1,0 +1,308 @@
+"""Optimizers: each update rule against a NumPy reference, state on the device, how fit picks and
+continues an optimizer, refused settings, and that Adam and momentum beat plain descent on XOR."""
+
+import numpy as np
+import pytest
+from conftest import host, tolerance
+
+import gdxp
+from gdxp.optimizers import SGD, Adam, Momentum, get_optimizer
+
+
+def _problem(n_samples=10, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_samples, 3))
+    y = 1 / (1 + np.exp(-(x @ np.array([[0.5, -1.0], [1.5, 0.2], [-0.7, 0.9]]))))
+    return x, y
+
+
+def _assert_same_weights(a, b, **tol):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
+
+
+# -- NumPy float64 references, written from the docstrings' formulas ---------------------------------
+
+def _sgd_rule(lr):
+    def rule(weights, grads, step):
+        return [w - lr * g for w, g in zip(weights, grads, strict=True)]
+    return rule
+
+
+def _momentum_rule(lr, mu, nesterov):
+    velocities = None
+
+    def rule(weights, grads, step):
+        nonlocal velocities
+        if velocities is None:
+            velocities = [np.zeros_like(w) for w in weights]
+        velocities = [mu * v - lr * g for v, g in zip(velocities, grads, strict=True)]
+        if nesterov:
+            return [w + mu * v - lr * g for w, v, g in zip(weights, velocities, grads, strict=True)]
+        return [w + v for w, v in zip(weights, velocities, strict=True)]
+    return rule
+
+
+def _adam_rule(lr, b1, b2, eps):
+    moments = None
+
+    def rule(weights, grads, step):
+        nonlocal moments
+        if moments is None:
+            moments = [[np.zeros_like(w) for w in weights] for _ in range(2)]
+        first = [b1 * m + (1 - b1) * g for m, g in zip(moments[0], grads, strict=True)]
+        second = [b2 * v + (1 - b2) * g**2 for v, g in zip(moments[1], grads, strict=True)]
+        moments = [first, second]
+        return [w - lr * (m / (1 - b1**step)) / (np.sqrt(v / (1 - b2**step)) + eps)
+                for w, m, v in zip(weights, first, second, strict=True)]
+    return rule
+
+
+CASES = [
+    pytest.param("sgd", 0.5, lambda: _sgd_rule(0.5), id="sgd"),
+    pytest.param(Momentum(), 0.2, lambda: _momentum_rule(0.2, 0.9, False), id="momentum-default"),
+    pytest.param(Momentum(0.7, nesterov=True), 0.2, lambda: _momentum_rule(0.2, 0.7, True), id="nesterov"),
+    pytest.param("adam", 0.05, lambda: _adam_rule(0.05, 0.9, 0.999, 1e-8), id="adam-default"),
+    pytest.param(Adam(beta1=0.8, beta2=0.95, epsilon=1e-3), 0.05, lambda: _adam_rule(0.05, 0.8, 0.95, 1e-3),
+                 id="adam-custom"),
+]
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "make_rule"), CASES)
+def test_update_rule_matches_numpy_reference(backend, optimizer, lr, make_rule):
+    if not isinstance(optimizer, str):
+        optimizer = type(optimizer)(**optimizer.hyperparameters())  # a fresh object per backend
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=1, backend=backend)
+    twin = net.copy()
+    steps = 5
+    net.fit(x, y, epochs=steps, learning_rate=lr, optimizer=optimizer, verbose=0)
+    rule, weights = make_rule(), twin.get_weights()
+    for step in range(1, steps + 1):
+        grads = [host(backend, g).astype(np.float64) for g in twin.gradients(x, y)]
+        weights = rule(weights, grads, step)
+        twin.set_weights(weights)
+    assert net.optimizer.steps == steps
+    for got, want, start in zip(net.get_weights(), weights, gdxp.Network([3, 4, 2], seed=1).get_weights(),
+                                strict=True):
+        assert not np.allclose(want, start)  # every array moved, so the comparison means something
+        np.testing.assert_allclose(got.astype(np.float64), want, **tolerance(backend))
+
+
+def test_sgd_by_name_is_the_plain_step(backend):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
+    twin = net.copy()
+    net.fit(x, y, epochs=3, learning_rate=0.4, optimizer="sgd", verbose=0)
+    for _ in range(3):
+        twin.step(x, y, learning_rate=0.4)
+    _assert_same_weights(net, twin)
+    assert isinstance(net.optimizer, SGD) and net.optimizer.state == [] and net.optimizer.steps == 3
+
+
+def test_apply_is_functional_and_counts_steps(backend):
+    xp = backend.xp
+    weights = [backend.asarray(np.array([[1.0, -2.0], [0.5, 0.0]])), backend.asarray(np.array([0.25, -0.5]))]
+    grads = [backend.asarray(np.array([[0.1, 0.2], [-0.3, 0.4]])), backend.asarray(np.array([1.0, -1.0]))]
+    before = [host(backend, w).copy() for w in weights]
+    adam = Adam()
+    new = adam.apply(xp, weights, grads, 0.1)
+    for w, b in zip(weights, before, strict=True):
+        np.testing.assert_array_equal(host(backend, w), b)  # the inputs are untouched
+    # first Adam step: m_hat = g, v_hat = g^2, so each weight moves by lr * g / (|g| + eps)
+    for n, w, g in zip(new, before, [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([1.0, -1.0])], strict=True):
+        np.testing.assert_allclose(host(backend, n), w - 0.1 * g / (np.abs(g) + 1e-8), **tolerance(backend))
+    assert adam.steps == 1
+    adam.apply(xp, new, grads, 0.1)
+    assert adam.steps == 2
+
+
+@pytest.mark.parametrize(("name", "slots"), [("sgd", 0), ("momentum", 1), ("adam", 2)])
+def test_state_lives_on_the_device_with_the_weights_shapes(backend, name, slots):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=3, backend=backend)
+    net.fit(x, y, epochs=2, learning_rate=0.1, optimizer=name, verbose=0)
+    opt = net.optimizer
+    assert opt.name == name and opt.steps == 2 and len(opt.state) == slots
+    for slot in opt.state:
+        assert [tuple(a.shape) for a in slot] == [(3, 4), (4,), (4, 2), (2,)]
+        for arr in slot:
+            assert arr.dtype == backend.dtype
+            assert np.all(np.isfinite(host(backend, arr)))
+    net.fit(x, y, epochs=3, learning_rate=0.1, optimizer=name, verbose=0)
+    assert net.optimizer is opt and opt.steps == 5
+
+
+def test_momentum_velocity_and_adam_moments_hold_the_documented_values(backend):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=4, backend=backend)
+    grads = [host(backend, g).astype(np.float64) for g in net.copy().gradients(x, y)]
+    net.fit(x, y, epochs=1, learning_rate=0.3, optimizer="momentum", verbose=0)
+    for v, g in zip(net.optimizer.state[0], grads, strict=True):  # v = 0.9 * 0 - lr * g
+        np.testing.assert_allclose(host(backend, v), -0.3 * g, **tolerance(backend))
+    other = gdxp.Network([3, 4, 2], seed=4, backend=backend)
+    other.fit(x, y, epochs=1, learning_rate=0.3, optimizer="adam", verbose=0)
+    first, second = other.optimizer.state
+    for m, v, g in zip(first, second, grads, strict=True):
+        np.testing.assert_allclose(host(backend, m), 0.1 * g, **tolerance(backend))
+        np.testing.assert_allclose(host(backend, v), 0.001 * g**2, **tolerance(backend))
+
+
+# -- how fit chooses and continues an optimizer ------------------------------------------------------
+
+def test_fit_by_name_continues_the_same_optimizer(backend):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=5, backend=backend)
+    once = net.copy()
+    net.fit(x, y, epochs=3, learning_rate=0.05, optimizer="adam", verbose=0)
+    adam = net.optimizer
+    assert isinstance(adam, Adam) and adam.steps == 3
+    net.fit(x, y, epochs=4, learning_rate=0.05, optimizer="adam", verbose=0)
+    assert net.optimizer is adam and adam.steps == 7
+    once.fit(x, y, epochs=7, learning_rate=0.05, optimizer="adam", verbose=0)
+    assert once.optimizer.steps == 7
+    _assert_same_weights(net, once, **tolerance(backend))
+    for slot_a, slot_b in zip(adam.state, once.optimizer.state, strict=True):
+        for a, b in zip(slot_a, slot_b, strict=True):
+            np.testing.assert_allclose(host(backend, a), host(backend, b), **tolerance(backend))
+
+
+def test_a_restarted_adam_differs_from_a_continued_one(backend):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=5, backend=backend)
+    restarted = net.copy()
+    net.fit(x, y, epochs=6, learning_rate=0.05, optimizer="adam", verbose=0)
+    restarted.fit(x, y, epochs=3, learning_rate=0.05, optimizer="adam", verbose=0)
+    restarted.fit(x, y, epochs=3, learning_rate=0.05, optimizer=Adam(), verbose=0)
+    assert restarted.optimizer.steps == 3
+    assert not np.allclose(net.get_weights()[0], restarted.get_weights()[0], rtol=1e-4, atol=1e-5)
+
+
+def test_fit_uses_a_given_optimizer_object(backend):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=6, backend=backend)
+    twin = net.copy()
+    adam = Adam(beta1=0.8)
+    net.fit(x, y, epochs=4, learning_rate=0.05, optimizer=adam, verbose=0)
+    assert net.optimizer is adam and adam.steps == 4 and adam.beta1 == 0.8
+    net.fit(x, y, epochs=1, learning_rate=0.05, optimizer="adam", verbose=0)  # the name continues it
+    assert net.optimizer is adam and adam.steps == 5
+    twin.fit(x, y, epochs=5, learning_rate=0.05, optimizer="adam", verbose=0)  # default beta1=0.9
+    assert twin.optimizer.beta1 == 0.9
+    assert not np.allclose(net.get_weights()[0], twin.get_weights()[0], rtol=1e-4, atol=1e-5)
+
+
+def test_switching_names_starts_a_new_optimizer(backend):
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=7, backend=backend)
+    net.fit(x, y, epochs=2, learning_rate=0.05, optimizer="adam", verbose=0)
+    adam = net.optimizer
+    net.fit(x, y, epochs=3, learning_rate=0.05, optimizer="sgd", verbose=0)
+    assert isinstance(net.optimizer, SGD) and net.optimizer.steps == 3
+    net.fit(x, y, epochs=1, learning_rate=0.05, optimizer="adam", verbose=0)
+    assert isinstance(net.optimizer, Adam) and net.optimizer is not adam and net.optimizer.steps == 1
+    assert adam.steps == 2  # the old one was left alone
+
+
+def test_state_for_another_shape_is_refused_and_changes_nothing(backend):
+    x, y = _problem()
+    first = gdxp.Network([3, 4, 2], seed=8, backend=backend)
+    adam = Adam()
+    first.fit(x, y, epochs=2, learning_rate=0.05, optimizer=adam, verbose=0)
+    state = [[host(backend, a).copy() for a in slot] for slot in adam.state]
+    second = gdxp.Network([3, 5, 2], seed=8, backend=backend)
+    before = second.get_weights()
+    with pytest.raises(ValueError, match="use a new optimizer"):
+        second.fit(x, y, epochs=2, learning_rate=0.05, optimizer=adam, verbose=0)
+    assert second.optimizer is None  # the refused optimizer was never attached
+    for got, want in zip(second.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert adam.steps == 2
+    for slot, saved in zip(adam.state, state, strict=True):
+        for arr, want in zip(slot, saved, strict=True):
+            np.testing.assert_array_equal(host(backend, arr), want)
+    # a fresh optimizer trains the second network fine
+    second.fit(x, y, epochs=1, learning_rate=0.05, optimizer=Adam(), verbose=0)
+    assert not np.array_equal(second.get_weights()[0], before[0])
+
+
+def test_apply_refuses_state_of_another_shape():
+    xp = gdxp.get_backend("numpy").xp
+    momentum = Momentum()
+    momentum.apply(xp, [np.ones((2, 3))], [np.ones((2, 3))], 0.1)
+    with pytest.raises(ValueError, match=r"Momentum holds state for weights of shapes \[\(2, 3\)\].*\[\(3, 2\)\]"):
+        momentum.apply(xp, [np.ones((3, 2))], [np.ones((3, 2))], 0.1)
+    assert momentum.steps == 1
+    sgd = SGD()  # no state, so nothing ties it to one network
+    sgd.apply(xp, [np.ones((2, 3))], [np.ones((2, 3))], 0.1)
+    np.testing.assert_allclose(sgd.apply(xp, [np.ones(4)], [np.full(4, 2.0)], 0.25)[0], np.full(4, 0.5))
+
+
+# -- settings ----------------------------------------------------------------------------------------
+
+def test_unknown_names_and_wrong_types_are_refused():
+    x, y = _problem()
+    net = gdxp.Network([3, 4, 2], seed=0)
+    before = net.get_weights()
+    with pytest.raises(ValueError, match="sgd, momentum, adam"):
+        net.fit(x, y, epochs=1, learning_rate=0.1, optimizer="rmsprop", verbose=0)
+    with pytest.raises(TypeError, match="optimizer must be a name"):
+        net.fit(x, y, epochs=1, learning_rate=0.1, optimizer=Adam, verbose=0)
+    with pytest.raises(TypeError):
+        net.fit(x, y, epochs=1, learning_rate=0.1, optimizer=3, verbose=0)
+    with pytest.raises(ValueError, match="sgd, momentum, adam"):
+        get_optimizer("Adam")  # names are exact
+    assert net.optimizer is None
+    _assert_same_weights(net, _with_weights(before))
+
+
+def _with_weights(weights):
+    net = gdxp.Network([3, 4, 2], seed=0)
+    net.set_weights(weights)
+    return net
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda: Momentum(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
+    (lambda: Momentum(momentum=-0.1), ValueError, "momentum"),
+    (lambda: Momentum(momentum="0.9"), TypeError, "momentum"),
+    (lambda: Momentum(momentum=True), TypeError, "momentum"),
+    (lambda: Momentum(nesterov=1), TypeError, "nesterov must be True or False"),
+    (lambda: Adam(beta1=1.0), ValueError, "beta1"),
+    (lambda: Adam(beta2=-0.1), ValueError, r"beta2 must be in \[0, 1\)"),
+    (lambda: Adam(epsilon=0), ValueError, "epsilon must be a finite number above 0"),
+    (lambda: Adam(epsilon=-1e-8), ValueError, "epsilon"),
+    (lambda: Adam(epsilon=float("inf")), ValueError, "epsilon"),
+    (lambda: Adam(epsilon=float("nan")), ValueError, "epsilon"),
+])
+def test_bad_settings_are_refused(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_defaults_and_repr():
+    assert repr(Adam()) == "Adam(beta1=0.9, beta2=0.999, epsilon=1e-08)"
+    assert repr(Momentum()) == "Momentum(momentum=0.9, nesterov=False)"
+    assert repr(Momentum(0.5, nesterov=True)) == "Momentum(momentum=0.5, nesterov=True)"
+    assert repr(SGD()) == "SGD()"
+    assert repr(Adam(beta1=0, beta2=0.5, epsilon=1)) == "Adam(beta1=0.0, beta2=0.5, epsilon=1.0)"
+    assert [type(get_optimizer(n)) for n in ("sgd", "momentum", "adam")] == [SGD, Momentum, Adam]
+    adam = Adam()
+    assert get_optimizer(adam) is adam
+    assert adam.steps == 0 and adam.state == []
+
+
+# -- Adam and momentum help on a harder problem ------------------------------------------------------
+
+def test_adam_and_momentum_beat_plain_descent_on_xor():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(64, 2))
+    y = (x[:, :1] * x[:, 1:] > 0).astype(np.float64)  # XOR of the signs
+    final = {}
+    for name in ("sgd", "momentum", "adam"):
+        net = gdxp.Network([2, 8, 1], activation="tanh", output_activation="sigmoid", seed=3)
+        history = net.fit(x, y, epochs=300, learning_rate=0.05, optimizer=name, verbose=0)
+        final[name] = history.loss[-1]
+        assert history.loss[-1] < history.loss[0]
+    assert final["adam"] < 0.1 * final["sgd"], final
+    assert final["momentum"] < 0.8 * final["sgd"], final
