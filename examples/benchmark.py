@@ -53,7 +53,7 @@ def contenders(backend: str, steps: int) -> dict[str, Callable[[], object]]:
     w_hidden, w_output = network().get_weights()
 
     def gdxp_fit() -> object:
-        return network().fit(X, TARGET, epochs=steps, learning_rate=LEARNING_RATE, batch_size=1)
+        return network().fit(X, TARGET, epochs=steps, learning_rate=LEARNING_RATE, batch_size=1, verbose=0)
 
     def gdxp_step() -> object:
         net = network()

@@ -21,9 +21,10 @@ class Progress:
 
     def update(self, loss: float, val_loss: float | None) -> None:
         """Count one epoch; show its losses if the text is due for a refresh or this is the last epoch."""
+        if self._bar.disable:
+            return
         now = time.monotonic()
-        last = self._bar.n + 1 == self._bar.total
-        if not self._bar.disable and (last or now - self._shown >= REFRESH_SECONDS):
+        if self._bar.n + 1 == self._bar.total or now - self._shown >= REFRESH_SECONDS:
             postfix = {"loss": f"{loss:.4g}"}
             if val_loss is not None:
                 postfix["val_loss"] = f"{val_loss:.4g}"

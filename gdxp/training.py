@@ -146,6 +146,8 @@ def _loss(net: Network, inputs: Array, targets: Array) -> Array:
 
 def _read(net: Network, arrays: list[Array]) -> list[np.ndarray]:
     """Several device arrays to the host in one transfer (one wait for the device per epoch)."""
+    if len(arrays) == 1:
+        return [net.backend.to_numpy(arrays[0]).reshape(-1)]
     xp = net.backend.xp
     flat = net.backend.to_numpy(xp.concat([xp.reshape(xp.asarray(a), (-1,)) for a in arrays]))
     sizes = np.cumsum([math.prod(a.shape) for a in arrays])[:-1]
