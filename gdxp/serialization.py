@@ -10,6 +10,7 @@ it over the target, so a crash mid-save never leaves a broken file in place of a
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -55,7 +56,9 @@ def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = Non
     missing = [key for key in _ARCHITECTURE_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path} is not a gdxp model: it lacks {', '.join(missing)}")
-    version = _scalar(data, "format_version", "i")
+    version = _scalar(data, "format_version", "iu")
+    if version < 1:
+        raise ValueError(f"{path}: format_version must be at least 1, got {version}")
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer gdxp (format {version}); this one reads up to "
                          f"format {FORMAT_VERSION}: upgrade gdxp")
@@ -75,7 +78,13 @@ def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = Non
     absent = [key for key in weight_keys if key not in data]
     if absent:
         raise ValueError(f"{path} lacks weight arrays {', '.join(absent)} (expected {count})")
-    net.set_weights([data[key] for key in weight_keys])
+    extra = sorted(key for key in data if key.startswith("weight_") and key not in weight_keys)
+    if extra:
+        raise ValueError(f"{path} holds weight arrays {', '.join(extra)} beyond the {count} its architecture has")
+    try:
+        net.set_weights([data[key] for key in weight_keys])
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from None
     if "optimizer" in data:
         net.optimizer = _restore_optimizer(net, data, path)
     return net
@@ -96,8 +105,13 @@ def _restore_optimizer(net: Network, data: dict[str, np.ndarray], path: Any) -> 
         raise ValueError(f"{path}: unknown optimizer {name!r}; this gdxp knows {', '.join(OPTIMIZERS)}")
     kind = OPTIMIZERS[name]
     settings = {key: _scalar(data, f"optimizer_{key}", "biuf").item() for key in kind().hyperparameters()}
-    optimizer = kind(**settings)
+    try:
+        optimizer = kind(**settings)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: bad {name} settings {settings}: {err}") from None
     optimizer.steps = int(_scalar(data, "optimizer_steps", "iu"))
+    if optimizer.steps < 0:
+        raise ValueError(f"{path}: optimizer_steps must be at least 0, got {optimizer.steps}")
     count = len(net.weight_shapes())
     if optimizer.steps > 0 and kind.state_size:
         keys = [[f"optimizer_state_{slot}_{i}" for i in range(count)] for slot in range(kind.state_size)]
@@ -112,26 +126,27 @@ def _restore_optimizer(net: Network, data: dict[str, np.ndarray], path: Any) -> 
 
 def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of the archive, refusing pickled objects and saying what is wrong with a bad file."""
+    with path.open("rb") as file:  # opened here, so that a bad archive cannot leak the handle
+        try:
+            archive = np.load(file, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path} is not a readable .npz archive ({err})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} holds a single array, not a gdxp model (.npz archive)")
+        with archive:
+            return {key: _entry(archive, key, path) for key in archive.files}
+
+
+def _entry(archive: Any, key: str, path: Path) -> np.ndarray:
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz archive ({err})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} holds a single array, not a gdxp model (.npz archive)")
-    with archive:
-        data = {}
-        for key in archive.files:
-            try:
-                data[key] = archive[key]
-            except ValueError as err:  # object arrays: numpy refuses them without pickle
-                raise ValueError(f"{path}: entry {key!r} holds Python objects, which gdxp never loads ({err})") \
-                    from None
-            except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
-                raise ValueError(f"{path}: entry {key!r} cannot be read; the file is truncated or corrupt ({err})") \
-                    from None
-    return data
+        value = archive[key]
+    except ValueError as err:  # object arrays: numpy refuses them without pickle
+        raise ValueError(f"{path}: entry {key!r} holds Python objects, which gdxp never loads ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
+        raise ValueError(f"{path}: entry {key!r} cannot be read; the file is truncated or corrupt ({err})") from None
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{path}: entry {key!r} is not a NumPy array (got {type(value).__name__})")
+    return value
 
 
 def _scalar(data: dict[str, np.ndarray], key: str, kinds: str) -> Any:
@@ -150,6 +165,7 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(file, allow_pickle=False, **arrays)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, _file_mode(path))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -159,3 +175,14 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions of the file being replaced, or what a newly created file would get (0o666 less
+    the umask): mkstemp's private 0o600 would otherwise stick to the saved model."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -1,0 +1,515 @@
+"""Saving and loading: round trips across backends, the optimizer's state, plain arrays only, atomic
+writes, clear errors for bad files, and no code ever run by loading."""
+
+import gc
+import io
+import os
+import pickle
+import stat
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import host, tolerance
+
+import gdxp
+import gdxp.serialization
+from gdxp.optimizers import SGD, Adam, Momentum
+
+ARCHITECTURE = {"sizes": (3, 5, 2), "activations": ["tanh", "softmax"], "loss": "cross_entropy", "bias": True}
+
+
+def _data():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(8, 3))
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    return x, np.eye(2)[labels]
+
+
+def _trained(backend="numpy", epochs=5, optimizer="sgd", **kwargs):
+    net = gdxp.Network([3, 5, 2], activation="tanh", output_activation="softmax", loss="cross_entropy", bias=True,
+                       seed=3, backend=backend, **kwargs)
+    x, y = _data()
+    net.fit(x, y, epochs=epochs, learning_rate=0.1, optimizer=optimizer, verbose=0)
+    return net
+
+
+def _architecture(net):
+    return {"sizes": net.sizes, "activations": [a.name for a in net.activations], "loss": net.loss.name,
+            "bias": net.bias}
+
+
+def _saved_arrays(tmp_path, include_optimizer=False):
+    """The arrays of a good saved file, as a dict to tamper with."""
+    path = tmp_path / "good.npz"
+    _trained(optimizer="adam").save(path, include_optimizer=include_optimizer)
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+# -- round trips -----------------------------------------------------------------------------------
+
+def test_round_trip_from_every_backend_onto_numpy(backend, tmp_path):
+    net = _trained(backend=backend)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    x, _ = _data()
+    expected = host(backend, net.predict(x))
+
+    loaded = gdxp.load(path, backend="numpy", dtype="float64")
+    assert _architecture(loaded) == ARCHITECTURE
+    assert (loaded.backend.name, loaded.backend.dtype_name) == ("numpy", "float64")
+    for mine, saved in zip(loaded.get_weights(), net.get_weights()):
+        assert mine.dtype == np.float64
+        np.testing.assert_array_equal(mine, saved)  # float32 -> float64 is exact
+    np.testing.assert_allclose(loaded.predict(x), expected, **tolerance(backend))
+
+    kept = gdxp.load(path, backend="numpy")  # no dtype: the saved one
+    assert kept.backend.dtype_name == backend.dtype_name
+    assert [w.dtype for w in kept.get_weights()] == [np.dtype(backend.dtype_name)] * 4
+    for mine, saved in zip(kept.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+    np.testing.assert_allclose(kept.predict(x), expected, **tolerance(backend))
+
+
+def test_round_trip_from_numpy_onto_every_backend(backend, tmp_path):
+    net = _trained()
+    path = tmp_path / "model.npz"
+    net.save(path)
+    x, _ = _data()
+
+    loaded = gdxp.load(path, backend=backend.name, device=backend.device, dtype=backend.dtype_name)
+    assert _architecture(loaded) == ARCHITECTURE
+    assert loaded.backend.name == backend.name
+    assert loaded.backend.device == backend.device
+    assert loaded.backend.dtype_name == backend.dtype_name
+    for mine, saved in zip(loaded.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(mine, saved.astype(backend.dtype_name))
+    prediction = loaded.predict(x)
+    assert prediction.dtype == backend.dtype
+    np.testing.assert_allclose(host(backend, prediction), net.predict(x), **tolerance(backend))
+
+    # no dtype: the saved float64, on the fixture's backend and device
+    kept = gdxp.load(path, backend=backend.name, device=backend.device)
+    assert kept.backend.dtype_name == "float64"
+    assert kept.backend.device == backend.device
+    for mine, saved in zip(kept.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+
+
+@pytest.mark.parametrize("sizes, activation, output, loss, bias", [
+    ([2, 1], "sigmoid", "sigmoid", "squared_error", False),
+    ([4, 3, 3, 2], ["relu", "tanh"], "identity", "squared_error", True),
+    ([3, 4, 2], "tanh", "softmax", "cross_entropy", False),
+])
+def test_round_trip_keeps_other_architectures(tmp_path, sizes, activation, output, loss, bias):
+    net = gdxp.Network(sizes, activation=activation, output_activation=output, loss=loss, bias=bias, seed=5)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    loaded = gdxp.load(path)
+    assert loaded.sizes == tuple(sizes)
+    assert [a.name for a in loaded.activations] == [a.name for a in net.activations]
+    assert (loaded.loss.name, loaded.bias) == (loss, bias)
+    assert loaded.weight_shapes() == net.weight_shapes()
+    x = np.random.default_rng(0).normal(size=(4, sizes[0]))
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+    assert loaded.optimizer is None
+
+
+def test_save_writes_exactly_the_given_name(tmp_path):
+    path = tmp_path / "weights.bin"
+    _trained().save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.bin"]
+    assert gdxp.load(str(path)).sizes == (3, 5, 2)
+
+
+def test_saving_again_replaces_the_file(tmp_path):
+    path = tmp_path / "model.npz"
+    first, second = _trained(epochs=1), _trained(epochs=6)
+    first.save(path)
+    second.save(path)
+    for mine, saved in zip(gdxp.load(path).get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+# -- the optimizer ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: Adam(beta1=0.8, beta2=0.99, epsilon=1e-7),
+    lambda: Momentum(0.7, nesterov=True),
+    SGD,
+], ids=["adam", "momentum", "sgd"])
+def test_optimizer_round_trip_continues_training_identically(backend, tmp_path, make):
+    original = make()
+    net = _trained(backend=backend, epochs=3, optimizer=original)
+    path = tmp_path / "model.npz"
+    net.save(path, include_optimizer=True)
+    loaded = gdxp.load(path, backend=backend.name, device=backend.device)
+
+    restored = loaded.optimizer
+    assert type(restored) is type(original)
+    assert restored is not original
+    assert restored.name == original.name
+    assert restored.hyperparameters() == original.hyperparameters()  # non-default settings, not the defaults
+    assert restored.steps == 3
+    assert len(restored.state) == type(original).state_size
+    for mine_slot, saved_slot in zip(restored.state, original.state):
+        assert len(mine_slot) == len(saved_slot) == 4
+        for mine, saved in zip(mine_slot, saved_slot):
+            assert mine.dtype == backend.dtype
+            np.testing.assert_array_equal(host(backend, mine), host(backend, saved))
+
+    x, y = _data()
+    for model in (net, loaded):  # a name continues the optimizer of the last fit, state and all
+        model.fit(x, y, epochs=4, learning_rate=0.1, optimizer=original.name, verbose=0)
+    assert loaded.optimizer is restored and restored.steps == 7
+    for mine, saved in zip(loaded.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+
+
+def test_without_the_optimizer_continuing_starts_afresh(tmp_path):
+    net = _trained(epochs=3, optimizer="adam")
+    path = tmp_path / "model.npz"
+    net.save(path)  # include_optimizer=False
+    loaded = gdxp.load(path)
+    assert loaded.optimizer is None
+    x, y = _data()
+    for model in (net, loaded):
+        model.fit(x, y, epochs=2, learning_rate=0.1, optimizer="adam", verbose=0)
+    assert loaded.optimizer.steps == 2 and net.optimizer.steps == 5
+    assert not np.allclose(loaded.get_weights()[0], net.get_weights()[0])  # the state mattered
+
+
+def test_optimizer_state_moves_to_the_loading_backend(backend, tmp_path):
+    net = _trained(epochs=3, optimizer="adam")
+    path = tmp_path / "model.npz"
+    net.save(path, include_optimizer=True)
+    loaded = gdxp.load(path, backend=backend.name, device=backend.device, dtype=backend.dtype_name)
+    assert loaded.optimizer.steps == 3
+    for mine_slot, saved_slot in zip(loaded.optimizer.state, net.optimizer.state):
+        for mine, saved in zip(mine_slot, saved_slot):
+            assert mine.dtype == backend.dtype
+            np.testing.assert_array_equal(host(backend, mine), saved.astype(backend.dtype_name))
+    x, y = _data()
+    for model in (net, loaded):
+        model.fit(x, y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
+    assert loaded.optimizer.steps == 4
+    for mine, saved in zip(loaded.get_weights(), net.get_weights()):
+        np.testing.assert_allclose(mine, saved, rtol=1e-4, atol=1e-5)
+
+
+def test_include_optimizer_before_any_fit_is_refused(tmp_path):
+    net = gdxp.Network([3, 5, 2], seed=0)
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match="no optimizer yet"):
+        net.save(path, include_optimizer=True)
+    assert list(tmp_path.iterdir()) == []
+    net.save(path)  # without the optimizer it is fine
+    assert gdxp.load(path).optimizer is None
+
+
+# -- what the file holds ---------------------------------------------------------------------------
+
+def test_the_file_holds_only_plain_arrays(tmp_path):
+    path = tmp_path / "model.npz"
+    net = _trained(epochs=2, optimizer=Adam(beta1=0.8))
+    net.save(path, include_optimizer=True)
+    with np.load(path, allow_pickle=False) as archive:
+        data = {key: archive[key] for key in archive.files}
+    for key, value in data.items():
+        assert value.dtype.kind in "biufU", key
+    weights = {f"weight_{i}" for i in range(4)}
+    state = {f"optimizer_state_{slot}_{i}" for slot in range(2) for i in range(4)}
+    settings = {"optimizer", "optimizer_steps", "optimizer_beta1", "optimizer_beta2", "optimizer_epsilon"}
+    assert set(data) == {"format_version", "sizes", "activations", "loss", "bias", "dtype"} | weights | state | settings
+    assert data["format_version"] == gdxp.serialization.FORMAT_VERSION == 1
+    np.testing.assert_array_equal(data["sizes"], [3, 5, 2])
+    assert data["activations"].tolist() == ["tanh", "softmax"]
+    assert (str(data["loss"]), bool(data["bias"]), str(data["dtype"])) == ("cross_entropy", True, "float64")
+    assert (str(data["optimizer"]), int(data["optimizer_steps"]), float(data["optimizer_beta1"])) == ("adam", 2, 0.8)
+    for i, w in enumerate(net.get_weights()):
+        np.testing.assert_array_equal(data[f"weight_{i}"], w)
+
+    net.save(path)  # without the optimizer, no optimizer entries
+    with np.load(path, allow_pickle=False) as archive:
+        assert not [key for key in archive.files if key.startswith("optimizer")]
+
+
+# -- atomic writes ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("crash", [OSError("disk full"), KeyboardInterrupt()], ids=["oserror", "interrupt"])
+def test_a_crash_mid_write_keeps_the_old_file(tmp_path, monkeypatch, crash):
+    path = tmp_path / "model.npz"
+    old = _trained(epochs=2)
+    old.save(path)
+    x, _ = _data()
+    before = old.predict(x)
+    calls = []
+
+    def crashing_savez(file, *args, **kwargs):
+        calls.append(file)
+        file.write(b"PK\x03\x04 half of an archive")
+        raise crash
+
+    monkeypatch.setattr(gdxp.serialization.np, "savez", crashing_savez)
+    with pytest.raises(type(crash)):
+        _trained(epochs=7).save(path)
+    monkeypatch.undo()
+
+    assert len(calls) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # no temporary file left behind
+    np.testing.assert_array_equal(gdxp.load(path).predict(x), before)
+
+
+def test_a_crash_on_a_first_save_leaves_nothing(tmp_path, monkeypatch):
+    def crashing_savez(file, *args, **kwargs):
+        file.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gdxp.serialization.np, "savez", crashing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        _trained(epochs=1).save(tmp_path / "model.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- bad files -------------------------------------------------------------------------------------
+
+def _savez(path, arrays):
+    with open(path, "wb") as file:  # exactly this name, whatever numpy would append
+        np.savez(file, **arrays)
+
+
+def _without(arrays, *keys):
+    return {k: v for k, v in arrays.items() if k not in keys}
+
+
+def _object_entry(path, arrays):
+    with open(path, "wb") as file:
+        np.savez(file, allow_pickle=True, **arrays, notes=np.array([{"epochs": 3}, None], dtype=object))
+
+
+def _object_sizes(path, arrays):
+    with open(path, "wb") as file:
+        np.savez(file, allow_pickle=True, **{**arrays, "sizes": np.array([3, 5, 2], dtype=object)})
+
+
+def _transposed(path, arrays):
+    _savez(path, {**arrays, "weight_0": arrays["weight_0"].T})
+
+
+def _non_finite_weight(path, arrays):
+    bad = arrays["weight_1"].copy()
+    bad[2] = np.nan
+    _savez(path, {**arrays, "weight_1": bad})
+
+
+def _truncated(path, arrays):
+    _savez(path, arrays)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _corrupt_entry(path, arrays):
+    """Flip bits inside weight_0's stored bytes, leaving the archive's directory intact."""
+    _savez(path, arrays)
+    data = bytearray(path.read_bytes())
+    start = bytes(data).index(arrays["weight_0"].tobytes())
+    data[start + 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _single_array(path, arrays):
+    np.save(path, arrays["weight_0"])  # the name ends in .npy, so numpy keeps it
+
+
+def _text(path, arrays):
+    path.write_text("sizes: [3, 5, 2]\nactivations: [tanh, softmax]\n")
+
+
+def _empty(path, arrays):
+    path.write_bytes(b"")
+
+
+BAD_FILES = {
+    "object-entry": (_object_entry, r"entry 'notes' holds Python objects"),
+    "object-sizes": (_object_sizes, r"entry 'sizes' holds Python objects"),
+    "missing-sizes": (lambda p, a: _savez(p, _without(a, "sizes")), r"not a gdxp model: it lacks sizes$"),
+    "missing-loss-and-dtype": (lambda p, a: _savez(p, _without(a, "loss", "dtype")), r"it lacks loss, dtype$"),
+    "transposed-weight": (_transposed, r"weight array 0 must have shape \(3, 5\), got \(5, 3\)"),
+    "missing-weight": (lambda p, a: _savez(p, _without(a, "weight_3")), r"lacks weight arrays weight_3 \(expected 4\)"),
+    "non-finite-weight": (_non_finite_weight, r"weight array 1 must hold finite numbers"),
+    "newer-format": (lambda p, a: _savez(p, {**a, "format_version": np.array(2)}), r"newer gdxp \(format 2\)"),
+    "format-as-text": (lambda p, a: _savez(p, {**a, "format_version": np.array("1")}),
+                       r"entry 'format_version' must be a single value"),
+    "fractional-sizes": (lambda p, a: _savez(p, {**a, "sizes": np.array([3.0, 5.0, 2.0])}),
+                         r"'sizes' must be a list of whole numbers"),
+    "too-few-activations": (lambda p, a: _savez(p, {**a, "activations": np.array(["tanh"])}),
+                            r"'activations' must name one activation per layer \(2\)"),
+    "unknown-activation": (lambda p, a: _savez(p, {**a, "activations": np.array(["tanh", "swirl"])}),
+                           r"unknown activation 'swirl'"),
+    "integer-dtype": (lambda p, a: _savez(p, {**a, "dtype": np.array("int32")}), r"dtype must be one of"),
+    "unknown-optimizer": (lambda p, a: _savez(p, {**a, "optimizer": np.array("lion")}), r"unknown optimizer 'lion'"),
+    "missing-optimizer-state": (lambda p, a: _savez(p, _without(a, "optimizer_state_1_2")),
+                                r"lacks optimizer state arrays optimizer_state_1_2"),
+    "wrong-optimizer-state": (lambda p, a: _savez(p, {**a, "optimizer_state_0_0": np.zeros((5, 3))}),
+                              r"Adam holds state for weights of shapes"),
+    "corrupt-entry": (_corrupt_entry, r"entry 'weight_0' cannot be read; the file is truncated or corrupt"),
+    "single-array": (_single_array, r"holds a single array, not a gdxp model"),
+    "text": (_text, r"is not a readable \.npz archive"),
+    "empty": (_empty, r"is not a readable \.npz archive"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_file_says_what_is_wrong(tmp_path, case):
+    make, message = BAD_FILES[case]
+    arrays = _saved_arrays(tmp_path, include_optimizer=True)
+    path = tmp_path / ("bad.npy" if case == "single-array" else "bad.npz")
+    make(path, arrays)
+    with pytest.raises(ValueError, match=message):
+        gdxp.load(path)
+
+
+def test_the_tampering_helpers_alone_leave_a_loadable_file(tmp_path):
+    """The control for the cases above: rewriting the arrays untouched gives a good file."""
+    arrays = _saved_arrays(tmp_path, include_optimizer=True)
+    path = tmp_path / "rewritten.npz"
+    _savez(path, arrays)
+    loaded = gdxp.load(path)
+    assert loaded.optimizer.name == "adam" and loaded.optimizer.steps == 5
+    np.testing.assert_array_equal(loaded.get_weights()[0], arrays["weight_0"])
+
+
+def _load_truncated(tmp_path):
+    """Load a good file cut to half; the ValueError's message, and any ResourceWarning of a file left open."""
+    arrays = _saved_arrays(tmp_path)
+    path = tmp_path / "truncated.npz"
+    _truncated(path, arrays)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError) as excinfo:
+            gdxp.load(path)
+        message = str(excinfo.value)
+        del excinfo
+        gc.collect()
+    return message, [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_truncated_archive_says_so(tmp_path):
+    message, _ = _load_truncated(tmp_path)
+    assert "truncated.npz is not a readable .npz archive" in message
+
+
+def test_a_truncated_archive_leaves_no_file_open(tmp_path):
+    _, leaked = _load_truncated(tmp_path)
+    assert leaked == []
+
+
+def test_a_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        gdxp.load(tmp_path / "nowhere.npz")
+
+
+# -- loading never runs code -----------------------------------------------------------------------
+
+UNPICKLED = []
+
+
+def _record_unpickling(tag):
+    UNPICKLED.append(tag)
+    return tag
+
+
+class _Payload:
+    """Unpickling this calls _record_unpickling: the side effect shows whether anything was unpickled."""
+
+    def __reduce__(self):
+        return _record_unpickling, ("payload ran",)
+
+
+@pytest.fixture
+def unpickled():
+    UNPICKLED.clear()
+    yield UNPICKLED
+    UNPICKLED.clear()
+
+
+def test_a_pickled_entry_is_never_unpickled(tmp_path, unpickled):
+    arrays = _saved_arrays(tmp_path)
+    path = tmp_path / "evil.npz"
+    with open(path, "wb") as file:
+        np.savez(file, allow_pickle=True, **arrays, payload=np.array([_Payload()], dtype=object))
+
+    with np.load(path, allow_pickle=True) as archive:  # the control: unpickling does run the payload
+        archive["payload"]
+    assert unpickled == ["payload ran"]
+    unpickled.clear()
+
+    with pytest.raises(ValueError, match="entry 'payload' holds Python objects"):
+        gdxp.load(path)
+    assert unpickled == []
+
+
+def test_a_pickle_file_is_never_unpickled(tmp_path, unpickled):
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickle.dumps(_Payload()))
+    pickle.loads(path.read_bytes())  # the control
+    assert unpickled == ["payload ran"]
+    unpickled.clear()
+
+    with pytest.raises(ValueError, match="not a readable .npz archive"):
+        gdxp.load(path)
+    assert unpickled == []
+
+
+def test_a_pickled_npy_file_is_never_unpickled(tmp_path, unpickled):
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([_Payload()], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="not a readable .npz archive"):
+        gdxp.load(path)
+    assert unpickled == []
+
+
+def test_an_entry_that_is_not_an_array_says_so(tmp_path):
+    arrays = _saved_arrays(tmp_path)
+    path = tmp_path / "raw.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in arrays.items():
+            if key == "sizes":
+                archive.writestr("sizes", b"3,5,2")  # no .npy: numpy hands back the bytes
+            else:
+                buffer = io.BytesIO()
+                np.save(buffer, value)
+                archive.writestr(f"{key}.npy", buffer.getvalue())
+    with pytest.raises(ValueError, match="sizes"):
+        gdxp.load(path)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format_version": np.array(0)}, "format_version must be at least 1, got 0"),
+    ({"optimizer_steps": np.array(-1)}, "optimizer_steps must be at least 0, got -1"),
+    ({"weight_9": np.ones(2)}, "holds weight arrays weight_9 beyond the 4 its architecture has"),
+    ({"optimizer_beta1": np.array(True)}, "bad adam settings"),
+    ({"weight_1": np.ones(7)}, r"tampered.npz: weight array 1 must have shape \(5,\), got \(7,\)"),
+])
+def test_values_that_cannot_be_right_are_refused_naming_the_file(tmp_path, change, message):
+    arrays = {**_saved_arrays(tmp_path, include_optimizer=True), **change}
+    path = tmp_path / "tampered.npz"
+    _savez(path, arrays)
+    with pytest.raises(ValueError, match=message):
+        gdxp.load(path)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    path = tmp_path / "model.npz"
+    umask = os.umask(0o022)
+    try:
+        _trained().save(path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    path.chmod(0o640)
+    _trained().save(path)  # replacing a file keeps its permissions
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
