@@ -1,5 +1,6 @@
 """Every example runs as written (with shorter settings) and prints what the README says it prints."""
 
+import csv
 import re
 import subprocess
 import sys
@@ -75,3 +76,17 @@ def test_benchmark_runs_and_prints_ratios():
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[2:]}
     assert set(rows) == {"numpy floor", "gdxp fit", "gdxp step", "tutorial loop"}
     assert rows["numpy floor"].split()[-2] == "1.00"
+
+
+def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
+    out = run_example("compare_devices.py", "--quick", "--csv", str(tmp_path / "table.csv"), figures=tmp_path)
+    assert "cupy" in out.splitlines()[1]  # usable, or the reason it is not
+    with (tmp_path / "table.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert {(r["network"], r["backend"], r["dtype"]) for r in rows} >= {
+        ("3-5-1 b1", "numpy", "float32"), ("64-128-10 b32", "array_api_strict", "float64")}
+    for row in rows:
+        assert float(row["ms_per_step"]) > 0 and float(row["max_abs_diff_vs_numpy_f64"]) < 1e-12
+        if row["backend"] == "numpy":
+            assert float(row["speedup_vs_numpy"]) == 1.0
+    assert (tmp_path / "compare_devices.png").exists()

@@ -1,0 +1,178 @@
+"""The same networks, from the same seed, on every backend that can run here: which device wins where?
+
+For each network in a sweep (from the tutorials' 3-5-1 per-sample network up to wide, deep,
+large-batch ones) and each usable backend (numpy; cupy when a GPU is usable; array_api_strict as the
+reference for pure standard code) in float32 and float64, the script measures:
+
+- the median time of one training step (``net.step``) after warm-up, with the device synchronized
+  before every clock read, and the samples per second that makes;
+- the speed-up over numpy in the same dtype;
+- agreement: the largest |w - w_numpy| after the same few steps in float64 from the same initial
+  weights, which shows that every device computes the same thing.
+
+It prints a table, writes it as CSV, and with matplotlib draws time per step against network size
+(multiply-adds per step) per backend. Backends that cannot run here are listed with the reason.
+Run: ``python examples/compare_devices.py [--quick] [--csv FILE] [--figures DIR]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from common import parser
+
+import gdxp
+
+AGREEMENT_STEPS = 5
+LEARNING_RATE = 0.01
+
+
+@dataclass(frozen=True)
+class Config:
+    """One network of the sweep and the batch it trains on."""
+
+    sizes: tuple[int, ...]
+    batch: int
+    gpu_only: bool = False  # too slow to time on a CPU in a demo
+
+    @property
+    def name(self) -> str:
+        return f"{'-'.join(map(str, self.sizes))} b{self.batch}"
+
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds of one step: forward, and the two products per layer of the backward pass."""
+        return 3 * self.batch * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def network(self, backend: str, dtype: str) -> gdxp.Network:
+        small = len(self.sizes) == 3 and self.sizes[-1] == 1
+        if small:  # the tutorials' network
+            return gdxp.Network(self.sizes, activation="sigmoid", bias=False, init="uniform", seed=0,
+                                backend=backend, dtype=dtype)
+        return gdxp.Network(self.sizes, activation="relu", output_activation="softmax", loss="cross_entropy",
+                            init="he_normal", seed=0, backend=backend, dtype=dtype)
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(self.batch, self.sizes[0]))
+        labels = rng.integers(0, self.sizes[-1], size=self.batch)
+        y = np.full((self.batch, 1), 0.2) if self.sizes[-1] == 1 else np.eye(self.sizes[-1])[labels]
+        return x, y
+
+
+SWEEP = (
+    Config((3, 5, 1), 1),
+    Config((64, 128, 10), 32),
+    Config((256, 512, 512, 10), 128),
+    Config((784, 256, 256, 10), 256),
+    Config((1024, 1024, 1024, 10), 512),
+    Config((2048, 2048, 2048, 10), 1024, gpu_only=True),
+    Config((4096, 4096, 4096, 10), 4096, gpu_only=True),
+)
+QUICK_SWEEP = (Config((3, 5, 1), 1), Config((64, 128, 10), 32))
+
+
+def time_steps(net: gdxp.Network, x: np.ndarray, y: np.ndarray, warmup: int, repeats: int,
+               budget: float = 2.0) -> float:
+    """Median seconds of one step, the device synchronized before every clock read; at least three
+    timed steps, and no more once ``budget`` seconds are spent."""
+    backend = net.backend
+    inputs, targets = backend.asarray(x), backend.asarray(y)
+    for _ in range(warmup):
+        net.step(inputs, targets, learning_rate=LEARNING_RATE, check_finite=False)
+    times = []
+    for _ in range(repeats):
+        backend.synchronize()
+        start = time.perf_counter()
+        net.step(inputs, targets, learning_rate=LEARNING_RATE, check_finite=False)
+        backend.synchronize()
+        times.append(time.perf_counter() - start)
+        if len(times) >= 3 and sum(times) > budget:
+            break
+    return statistics.median(times)
+
+
+def agreement(config: Config, backend: str) -> float:
+    """Largest |w - w_numpy| after a few float64 steps from the same seed."""
+    x, y = config.data()
+    nets = [config.network(name, "float64") for name in ("numpy", backend)]
+    for net in nets:
+        net.fit(x, y, epochs=AGREEMENT_STEPS, learning_rate=LEARNING_RATE, verbose=0)
+    return max(float(np.max(np.abs(a - b))) for a, b in zip(nets[0].get_weights(), nets[1].get_weights()))
+
+
+def sweep(configs: tuple[Config, ...], backends: list[str], dtypes: tuple[str, ...], repeats: int) -> list[dict]:
+    rows = []
+    for config in configs:
+        x, y = config.data()
+        runs_here = [b for b in backends if b == "cupy" or not config.gpu_only]
+        agree = {b: agreement(config, b) if b != "numpy" else 0.0 for b in runs_here}
+        for dtype in dtypes:
+            baseline = None
+            for backend in runs_here:
+                seconds = time_steps(config.network(backend, dtype), x, y, warmup=3, repeats=repeats)
+                baseline = seconds if backend == "numpy" else baseline
+                rows.append({
+                    "network": config.name, "multiply_adds": config.multiply_adds, "backend": backend,
+                    "dtype": dtype, "ms_per_step": 1e3 * seconds, "samples_per_s": config.batch / seconds,
+                    "speedup_vs_numpy": baseline / seconds if baseline else float("nan"),
+                    "max_abs_diff_vs_numpy_f64": agree[backend],
+                })
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'network':<24}{'backend':<18}{'dtype':<9}{'ms/step':>10}{'samples/s':>12}{'x numpy':>9}"
+          f"{'|w - w_numpy|':>15}")
+    for row in rows:
+        print(f"{row['network']:<24}{row['backend']:<18}{row['dtype']:<9}{row['ms_per_step']:>10.4f}"
+              f"{row['samples_per_s']:>12.4g}{row['speedup_vs_numpy']:>9.2f}{row['max_abs_diff_vs_numpy_f64']:>15.2e}")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        print("(no figure: matplotlib is not installed: pip install 'gdxp[plot]')")
+        return
+    figure = Figure(figsize=(7.5, 5), layout="constrained")
+    axes = figure.subplots()
+    for key in sorted({(r["backend"], r["dtype"]) for r in rows}):
+        points = sorted((r["multiply_adds"], r["ms_per_step"]) for r in rows if (r["backend"], r["dtype"]) == key)
+        axes.plot(*zip(*points), marker="o", label=f"{key[0]} {key[1]}")
+    axes.set(xscale="log", yscale="log", xlabel="multiply-adds per training step", ylabel="ms per step",
+             title="Time per training step by network size")
+    axes.legend()
+    figure.savefig(path)
+    print(f"figure saved to {path}")
+
+
+def main() -> None:
+    options = parser(__doc__.splitlines()[0])
+    options.add_argument("--quick", action="store_true", help="two small networks, few repeats (for tests)")
+    options.add_argument("--csv", type=Path, default=Path("compare_devices.csv"))
+    args = options.parse_args()
+    statuses = gdxp.available_backends()
+    usable = [name for name, status in statuses.items() if status.usable]
+    for status in statuses.values():
+        print(status)
+    configs = QUICK_SWEEP if args.quick else SWEEP
+    rows = sweep(configs, usable, ("float32", "float64"), repeats=5 if args.quick else 50)
+    print()
+    print_table(rows)
+    with args.csv.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"table written to {args.csv}")
+    args.figures.mkdir(parents=True, exist_ok=True)
+    plot(rows, args.figures / "compare_devices.png")
+
+
+if __name__ == "__main__":
+    main()
