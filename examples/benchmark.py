@@ -1,20 +1,28 @@
-"""How fast is a gdxp training step next to hand-written NumPy and the tutorials' own loop?
+"""How fast is a gdxp training step next to hand-written NumPy, the tutorials' own loop and PyTorch?
 
-The tutorials' 3-5-1 sigmoid network, trained one sample per step (their setting). In one process,
-the contenders run interleaved, several times each; the script prints the median time per step and
-ratios, which stay meaningful on a shared, noisy machine:
+Two workloads, each timed in one process with its contenders interleaved (a rotating order), several
+times each; the script prints median time per step and ratios, which stay meaningful on a shared,
+noisy machine.
 
+1. The tutorials' 3-5-1 sigmoid network, one sample per step, float64 (their run is 80,000 steps).
+2. A 784-256-256-10 ReLU network with softmax and cross-entropy, batches of 256, float32.
+
+Contenders:
 - NumPy floor: the leanest inline vectorized code for the same math (forward, loss, backward, update).
-- gdxp fit: ``net.fit(x, y, epochs=steps, batch_size=1)``, recording the loss of every step.
-- gdxp step: ``net.step`` in a Python loop on arrays already on the device, no loss.
-- tutorial loop: part 4's per-neuron loop (``tutorial_loops.py``).
+- gdxp fit: ``net.fit`` (one batch per epoch), recording the loss of every step.
+- gdxp step: ``net.step`` in a Python loop on arrays already on the device.
+- tutorial loop: part 4's per-neuron loop (``tutorial_loops.py``), workload 1 only.
+- torch: PyTorch autograd with ``torch.optim.SGD`` on the CPU (and on CUDA when there is one), when
+  PyTorch is installed.
 
-Run: ``python examples/benchmark.py [--steps 20000] [--repeats 5] [--backend numpy]``.
+Run: ``python examples/benchmark.py [--steps 80000] [--batches 30] [--repeats 3] [--backend numpy]``
+(unset OPENBLAS_CORETYPE first where it is set, so NumPy picks its fastest kernels).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import time
 from collections.abc import Callable
@@ -26,11 +34,18 @@ import gdxp
 
 X = np.array([0.1, 0.4, 4.1])
 TARGET = np.array([0.2])
-LEARNING_RATE = 0.001
+SMALL_RATE = 0.001
+LARGE_SIZES = (784, 256, 256, 10)
+LARGE_BATCH = 256
+LARGE_RATE = 0.01
+
+Run = Callable[[], object]
 
 
-def numpy_floor(w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> list[float]:
-    """The same per-sample descent, written inline with nothing to spare."""
+# -- workload 1: the tutorials' network, one sample per step ----------------------------------------
+
+def small_floor(w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> list[float]:
+    """Per-sample descent on the 3-5-1 sigmoid network, written inline with nothing to spare."""
     x, target = X[None, :], TARGET[None, :]
     losses = []
     for _ in range(steps):
@@ -40,39 +55,121 @@ def numpy_floor(w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> list[
         losses.append(float((diff * diff).sum()))
         delta_out = 2.0 * diff * prediction * (1.0 - prediction)
         delta_hidden = (delta_out @ w_output.T) * activ * (1.0 - activ)
-        w_output = w_output - LEARNING_RATE * (activ.T @ delta_out)
-        w_hidden = w_hidden - LEARNING_RATE * (x.T @ delta_hidden)
+        w_output = w_output - SMALL_RATE * (activ.T @ delta_out)
+        w_hidden = w_hidden - SMALL_RATE * (x.T @ delta_hidden)
     return losses
 
 
-def contenders(backend: str, steps: int) -> dict[str, Callable[[], object]]:
-    """Each contender as a function running ``steps`` training steps from the same initial weights."""
+def small_workload(backend: str, steps: int) -> dict[str, Run]:
     def network() -> gdxp.Network:
         return gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0, backend=backend)
 
     w_hidden, w_output = network().get_weights()
-
-    def gdxp_fit() -> object:
-        return network().fit(X, TARGET, epochs=steps, learning_rate=LEARNING_RATE, batch_size=1, verbose=0)
-
-    def gdxp_step() -> object:
-        net = network()
-        x, y = net.backend.asarray(X[None, :]), net.backend.asarray(TARGET[None, :])
-        for _ in range(steps):
-            net.step(x, y, learning_rate=LEARNING_RATE, check_finite=False)
-        net.backend.synchronize()
-        return net
-
-    return {
-        "numpy floor": lambda: numpy_floor(w_hidden, w_output, steps),
-        "gdxp fit": gdxp_fit,
-        "gdxp step": gdxp_step,
-        "tutorial loop": lambda: part4_loop(X, TARGET, w_hidden.T, w_output.T, LEARNING_RATE, steps),
+    runs = {
+        "numpy floor": lambda: small_floor(w_hidden, w_output, steps),
+        "gdxp fit": lambda: network().fit(X, TARGET, epochs=steps, learning_rate=SMALL_RATE, batch_size=1,
+                                          verbose=0),
+        "gdxp step": lambda: step_loop(network(), X[None, :], TARGET[None, :], SMALL_RATE, steps),
+        "tutorial loop": lambda: part4_loop(X, TARGET, w_hidden.T, w_output.T, SMALL_RATE, steps),
     }
+    runs.update(torch_runs([w_hidden, w_output], X[None, :], TARGET[None, :], SMALL_RATE, steps, "float64",
+                           classify=False))
+    return runs
 
 
-def measure(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds per run of each contender, interleaved (a rotating order) so drift hits all alike."""
+# -- workload 2: a wide network on mini-batches ----------------------------------------------------
+
+def large_floor(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, steps: int) -> list[float]:
+    """Full-batch descent on the ReLU/softmax network with fused cross-entropy, written inline."""
+    w1, b1, w2, b2, w3, b3 = weights
+    n = x.shape[0]
+    losses = []
+    for _ in range(steps):
+        a1 = np.maximum(x @ w1 + b1, 0.0)
+        a2 = np.maximum(a1 @ w2 + b2, 0.0)
+        sop = a2 @ w3 + b3
+        shifted = sop - sop.max(axis=1, keepdims=True)
+        log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        losses.append(float(-(y * log_softmax).sum() / n))
+        d3 = (np.exp(log_softmax) - y) / n
+        d2 = (d3 @ w3.T) * (a2 > 0)
+        d1 = (d2 @ w2.T) * (a1 > 0)
+        w3, b3 = w3 - LARGE_RATE * (a2.T @ d3), b3 - LARGE_RATE * d3.sum(axis=0)
+        w2, b2 = w2 - LARGE_RATE * (a1.T @ d2), b2 - LARGE_RATE * d2.sum(axis=0)
+        w1, b1 = w1 - LARGE_RATE * (x.T @ d1), b1 - LARGE_RATE * d1.sum(axis=0)
+    return losses
+
+
+def large_workload(backend: str, steps: int) -> dict[str, Run]:
+    def network() -> gdxp.Network:
+        return gdxp.Network(LARGE_SIZES, activation="relu", output_activation="softmax", loss="cross_entropy",
+                            init="he_normal", seed=0, backend=backend, dtype="float32")
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(LARGE_BATCH, LARGE_SIZES[0])).astype(np.float32)
+    y = np.eye(LARGE_SIZES[-1], dtype=np.float32)[rng.integers(0, LARGE_SIZES[-1], LARGE_BATCH)]
+    weights = network().get_weights()
+    runs = {
+        "numpy floor": lambda: large_floor(weights, x, y, steps),
+        "gdxp fit": lambda: network().fit(x, y, epochs=steps, learning_rate=LARGE_RATE, verbose=0),
+        "gdxp step": lambda: step_loop(network(), x, y, LARGE_RATE, steps),
+    }
+    runs.update(torch_runs(weights, x, y, LARGE_RATE, steps, "float32", classify=True))
+    return runs
+
+
+# -- shared pieces -----------------------------------------------------------------------------------
+
+def step_loop(net: gdxp.Network, x: np.ndarray, y: np.ndarray, rate: float, steps: int) -> gdxp.Network:
+    inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
+    for _ in range(steps):
+        net.step(inputs, targets, learning_rate=rate, check_finite=False)
+    net.backend.synchronize()
+    return net
+
+
+def torch_runs(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, rate: float, steps: int, dtype: str, *,
+               classify: bool) -> dict[str, Run]:
+    """PyTorch (autograd + torch.optim.SGD) on the CPU, and on CUDA if present; nothing without PyTorch."""
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return {f"torch {device}": _torch_run(torch, weights, x, y, rate, steps, getattr(torch, dtype), device, classify)
+            for device in devices}
+
+
+def _torch_run(torch, weights, x, y, rate, steps, dtype, device, classify) -> Run:
+    def run() -> list[float]:
+        params = [torch.tensor(w, dtype=dtype, device=device, requires_grad=True) for w in weights]
+        inputs, targets = (torch.tensor(a, dtype=dtype, device=device) for a in (x, y))
+        optimizer = torch.optim.SGD(params, lr=rate)
+        losses = []
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = _torch_loss(torch, params, inputs, targets, classify)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+    return run
+
+
+def _torch_loss(torch, params, inputs, targets, classify):
+    if classify:  # ReLU layers, softmax + cross-entropy averaged over the batch
+        w1, b1, w2, b2, w3, b3 = params
+        hidden = torch.relu(torch.relu(inputs @ w1 + b1) @ w2 + b2)
+        return torch.nn.functional.cross_entropy(hidden @ w3 + b3, targets)
+    w1, w2 = params  # the tutorials' sigmoid network and squared error
+    prediction = torch.sigmoid(torch.sigmoid(inputs @ w1) @ w2)
+    return ((prediction - targets) ** 2).sum()
+
+
+def measure(runs: dict[str, Run], repeats: int) -> dict[str, float]:
+    """Median seconds per run of each contender, after one warm-up each, interleaved."""
+    for run in runs.values():
+        run()
     names = list(runs)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(repeats):
@@ -80,26 +177,35 @@ def measure(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, li
             start = time.perf_counter()
             runs[name]()
             seconds[name].append(time.perf_counter() - start)
-    return seconds
+    return {name: statistics.median(times) for name, times in seconds.items()}
+
+
+def report(title: str, seconds: dict[str, float], steps: int) -> None:
+    micros = {name: 1e6 * s / steps for name, s in seconds.items()}
+    floor, fit = micros["numpy floor"], micros["gdxp fit"]
+    print(f"\n{title}, {steps:,} steps")
+    print(f"{'contender':<15}{'us/step':>11}{'x floor':>9}{'x gdxp fit':>12}")
+    for name, value in micros.items():
+        print(f"{name:<15}{value:>11.1f}{value / floor:>9.2f}{value / fit:>12.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=80_000, help="steps of workload 1 (the tutorials' run)")
+    parser.add_argument("--batches", type=int, default=30, help="steps of workload 2")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", default="numpy", choices=gdxp.backend.BACKEND_NAMES)
     args = parser.parse_args()
-    runs = contenders(args.backend, args.steps)
-    for run in runs.values():  # warm-up: imports, caches, first allocations
-        run()
-    seconds = measure(runs, args.repeats)
-    per_step = {name: 1e6 * statistics.median(times) / args.steps for name, times in seconds.items()}
-    floor, tutorial = per_step["numpy floor"], per_step["tutorial loop"]
-    print(f"3-5-1 sigmoid network, one sample per step, {args.steps:,} steps, median of {args.repeats} "
-          f"(backend {args.backend}, numpy {np.__version__})")
-    print(f"{'contender':<15}{'us/step':>9}{'x floor':>9}{'tutorial / it':>15}")
-    for name, micros in per_step.items():
-        print(f"{name:<15}{micros:>9.1f}{micros / floor:>9.2f}{tutorial / micros:>15.2f}")
+    versions = f"numpy {np.__version__}, gdxp {gdxp.__version__}, backend {args.backend}"
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    print(f"median of {args.repeats}, interleaved; {versions}")
+    report("3-5-1 sigmoid, one sample per step, float64", measure(small_workload(args.backend, args.steps),
+                                                                    args.repeats), args.steps)
+    report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32",
+           measure(large_workload(args.backend, args.batches), args.repeats), args.batches)
 
 
 if __name__ == "__main__":

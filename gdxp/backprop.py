@@ -12,35 +12,54 @@ intermediate; :mod:`gdxp.trace` uses it to print a walkthrough. Training passes 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .activations import Activation
 from .losses import Loss
 
-__all__ = ["LayerParams", "backward", "forward", "output_delta", "output_loss"]
+__all__ = ["Layer", "backward", "forward", "layers_for", "output_delta", "output_loss"]
 
 Array = Any
 Namespace = Any
-LayerParams = tuple[Array, Array | None]  # (W of shape (n_in, n_out), b of shape (n_out,) or None)
 Recorder = Callable[[str, Array, str], None] | None
 
 
-def forward(xp: Namespace, activations: Sequence[Activation], params: Sequence[LayerParams], x: Array,
+@dataclass(frozen=True)
+class Layer:
+    """A dense layer's place in the flat weight list (Keras order) and its activation.
+
+    ``weights`` indexes W, of shape (n_in, n_out); ``bias`` indexes b, of shape (n_out,), or is None.
+    """
+
+    activation: Activation
+    weights: int
+    bias: int | None
+
+
+def layers_for(activations: Sequence[Activation], bias: bool) -> tuple[Layer, ...]:
+    """The layers of a network with these activations, weights stored ``[W1, b1, W2, b2, ...]``."""
+    step = 2 if bias else 1
+    return tuple(Layer(a, i * step, i * step + 1 if bias else None) for i, a in enumerate(activations))
+
+
+def forward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], x: Array,
             record: Recorder = None) -> tuple[list[Array], Array]:
     """Run ``x`` through every layer; return each layer's activation (``x`` first, the prediction
     last) and the output layer's sum of products."""
     activs = [x]
     sop = x
-    for number, (activation, (weights, bias)) in enumerate(zip(activations, params), start=1):
-        sop = activs[-1] @ weights
-        if bias is not None:
-            sop = sop + bias
-        activs.append(activation.forward(xp, sop))
+    for layer in layers:
+        sop = activs[-1] @ weights[layer.weights]
+        if layer.bias is not None:
+            sop = sop + weights[layer.bias]
+        activs.append(layer.activation.forward(xp, sop))
         if record:
+            number = len(activs) - 1
             inputs = "x" if number == 1 else f"activ{number - 1}"
-            plus_bias = f" + b{number}" if bias is not None else ""
+            plus_bias = f" + b{number}" if layer.bias is not None else ""
             record(f"sop{number}", sop, f"sum of products: {inputs} @ W{number}{plus_bias}")
-            record(f"activ{number}", activs[-1], f"{activation.name}(sop{number})")
+            record(f"activ{number}", activs[-1], f"{layer.activation.name}(sop{number})")
     return activs, sop
 
 
@@ -74,36 +93,32 @@ def output_delta(xp: Namespace, activation: Activation, loss: Loss, prediction: 
     return delta
 
 
-def backward(xp: Namespace, activations: Sequence[Activation], params: Sequence[LayerParams],
-             activs: Sequence[Array], delta: Array, record: Recorder = None) -> list[LayerParams]:
-    """Gradients of the loss for every layer, output layer's ``delta`` (error->sop) given.
-
-    Returns ``(grad_W, grad_b)`` per layer, first layer first (``grad_b`` None without a bias).
-    """
-    grads: list[LayerParams] = []
-    for index in range(len(params) - 1, -1, -1):
-        number = index + 1
-        weights, bias = params[index]
-        layer_input = activs[index]
-        grad_weights = layer_input.T @ delta
-        grad_bias = xp.sum(delta, axis=0) if bias is not None else None
-        grads.append((grad_weights, grad_bias))
+def backward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], activs: Sequence[Array],
+             delta: Array, record: Recorder = None) -> list[Array]:
+    """Gradients of the loss for every weight array, in the order of ``weights``, the output
+    layer's ``delta`` (error->sop) given."""
+    grads: list[Array] = [None] * len(weights)
+    for index in range(len(layers) - 1, -1, -1):
+        layer, number, layer_input = layers[index], index + 1, activs[index]
+        grads[layer.weights] = layer_input.T @ delta
+        if layer.bias is not None:
+            grads[layer.bias] = xp.sum(delta, axis=0)
         if record:
             source = "x" if number == 1 else f"activ{index}"
             record(f"sop{number}->W{number}", layer_input, f"d sop{number} / d W{number} = {source}")
-            record(f"grad_W{number}", grad_weights, f"{source}.T @ error->sop{number}")
-            if grad_bias is not None:
-                record(f"grad_b{number}", grad_bias, f"sum over samples of error->sop{number}")
+            record(f"grad_W{number}", grads[layer.weights], f"{source}.T @ error->sop{number}")
+            if layer.bias is not None:
+                record(f"grad_b{number}", grads[layer.bias], f"sum over samples of error->sop{number}")
         if index == 0:
             break
-        error_activ = delta @ weights.T
-        delta = activations[index - 1].backward(xp, activs[index], error_activ)
+        error_activ = delta @ weights[layer.weights].T
+        previous = layers[index - 1].activation
+        delta = previous.backward(xp, activs[index], error_activ)
         if record:
-            record(f"sop{number}->activ{index}", weights, f"d sop{number} / d activ{index} = W{number}")
+            record(f"sop{number}->activ{index}", weights[layer.weights], f"d sop{number} / d activ{index} = W{number}")
             record(f"error->activ{index}", error_activ, f"error->sop{number} @ W{number}.T")
-            _record_derivative(xp, activations[index - 1], activs[index], f"activ{index}", f"sop{index}", record)
+            _record_derivative(xp, previous, activs[index], f"activ{index}", f"sop{index}", record)
             record(f"error->sop{index}", delta, f"error->activ{index} * activ{index}->sop{index}")
-    grads.reverse()
     return grads
 
 

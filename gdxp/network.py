@@ -13,7 +13,6 @@ import numpy as np
 from . import backprop, validation
 from .activations import Activation, get_activation
 from .backend import Backend, get_backend
-from .backprop import LayerParams
 from .initializers import get_initializer
 from .losses import Loss, get_loss
 from .metrics import accuracy
@@ -58,9 +57,12 @@ class Network:
         self.optimizer: Optimizer | None = None  # the one the last fit used; fit continues it
         self._plain_descent = SGD()
         with self.backend.activate():
-            self._params: tuple[LayerParams, ...] = tuple(
-                (initializer(self.backend, init_rng, n_in, n_out), self.backend.zeros((n_out,)) if bias else None)
-                for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+            self._weights: list[Array] = []
+            for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
+                self._weights.append(initializer(self.backend, init_rng, n_in, n_out))
+                if bias:
+                    self._weights.append(self.backend.zeros((n_out,)))
+        self._layers = backprop.layers_for(self.activations, bias)
 
     def __repr__(self) -> str:
         names = [a.name for a in self.activations]
@@ -86,7 +88,7 @@ class Network:
 
     def get_weights(self) -> list[np.ndarray]:
         """Host NumPy copies of the weights, Keras order: ``[W1, b1, W2, b2, ...]`` (no ``b`` without bias)."""
-        return [self.backend.to_numpy(p).copy() for p in _flatten(self._params)]
+        return [self.backend.to_numpy(w).copy() for w in self._weights]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace every weight (host or device arrays, in :meth:`get_weights` order), checking all first."""
@@ -101,7 +103,7 @@ class Network:
                 if tuple(arr.shape) != shape:
                     raise ValueError(f"weight array {index} must have shape {shape}, got {tuple(arr.shape)}")
                 validation.check_finite(self.backend, arr, f"weight array {index}")
-        self._params = _pair_up(arrays, self.bias)
+        self._weights = arrays
 
     def copy(self, *, backend: str | None = None, device: Any = None, dtype: Any = None) -> Network:
         """A copy with the same architecture, weights and shuffling state, optionally elsewhere:
@@ -123,7 +125,7 @@ class Network:
         sample, giving ``(n_out,)``), on the network's device."""
         with self.backend.activate():
             inputs, single = validation.as_inputs(self.backend, x, self.sizes[0])
-            activs, _ = backprop.forward(self.backend.xp, self.activations, self._params, inputs)
+            activs, _ = backprop.forward(self.backend.xp, self._layers, self._weights, inputs)
             return activs[-1][0, :] if single else activs[-1]
 
     def loss_value(self, x: Any, y: Any) -> float:
@@ -136,7 +138,7 @@ class Network:
         with self.backend.activate():
             inputs, targets = self._batch(x, y, check_values=True)
             xp, output = self.backend.xp, self.activations[-1]
-            activs, sop = backprop.forward(xp, self.activations, self._params, inputs)
+            activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
             loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets)
             correct = accuracy(xp, output.name, activs[-1], targets)
             if correct is None:
@@ -148,7 +150,7 @@ class Network:
         """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device."""
         with self.backend.activate():
             inputs, targets = self._batch(x, y, check_values=True)
-            return _flatten(self._backpropagate(inputs, targets, want_loss=False)[0])
+            return self._backpropagate(inputs, targets, want_loss=False)[0]
 
     def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False,
              check_finite: bool = True) -> Array | None:
@@ -207,12 +209,12 @@ class Network:
         return inputs, targets
 
     def _backpropagate(self, inputs: Array, targets: Array, *, want_loss: bool,
-                       ) -> tuple[list[LayerParams], Array | None, Array]:
-        """Gradients per layer, the loss (if wanted) and the prediction, all on the device."""
+                       ) -> tuple[list[Array], Array | None, Array]:
+        """Gradients (in weight order), the loss (if wanted) and the prediction, all on the device."""
         xp, output = self.backend.xp, self.activations[-1]
-        activs, sop = backprop.forward(xp, self.activations, self._params, inputs)
-        delta = backprop.output_delta(xp, output, self.loss, activs[-1], targets, number=len(self._params))
-        grads = backprop.backward(xp, self.activations, self._params, activs, delta)
+        activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
+        delta = backprop.output_delta(xp, output, self.loss, activs[-1], targets, number=len(self._layers))
+        grads = backprop.backward(xp, self._layers, self._weights, activs, delta)
         loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets) if want_loss else None
         return grads, loss, activs[-1]
 
@@ -220,8 +222,8 @@ class Network:
                  want_loss: bool) -> tuple[Array | None, Array]:
         """One optimizer step on a checked batch; returns the loss before it (if wanted) and the prediction."""
         grads, loss, prediction = self._backpropagate(inputs, targets, want_loss=want_loss)
-        new_weights = optimizer.apply(self.backend.xp, _flatten(self._params), _flatten(grads), learning_rate)
-        self._params = _pair_up(new_weights, self.bias)  # one swap: never a half-applied step
+        # a new list swapped in at once: an interrupted step never leaves half the weights updated
+        self._weights = optimizer.apply(self.backend.xp, self._weights, grads, learning_rate)
         return loss, prediction
 
 
@@ -252,13 +254,3 @@ def _layer_activations(activation: str | Activation | Sequence[str | Activation]
     else:
         raise TypeError(f"an activation is a name like 'sigmoid', got {type(activation).__name__}")
     return (*(get_activation(a, hidden=True) for a in hidden), get_activation(output, hidden=False))
-
-
-def _flatten(params: Sequence[LayerParams]) -> list[Array]:
-    return [arr for pair in params for arr in pair if arr is not None]
-
-
-def _pair_up(arrays: Sequence[Array], bias: bool) -> tuple[LayerParams, ...]:
-    if bias:
-        return tuple((arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2))
-    return tuple((w, None) for w in arrays)

@@ -39,11 +39,12 @@ class Optimizer:
 
     def apply(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array], learning_rate: float) -> list[Array]:
         """New weights after one step; advances the state (swapped in only once all are computed)."""
-        if not self.state and self.state_size:
-            self.state = [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
-        self.check_state(weights)
+        if self.state_size:
+            if not self.state:
+                self.state = [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
+            self.check_state(weights)
         step = self.steps + 1
-        new_weights, new_state = self._update(xp, list(weights), list(grads), learning_rate, step)
+        new_weights, new_state = self._update(xp, weights, grads, learning_rate, step)
         self.state, self.steps = new_state, step
         return new_weights
 
@@ -56,7 +57,7 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__} holds state for weights of shapes {shapes}, "
                                  f"but this network's are {expected}; use a new optimizer")
 
-    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
                 learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
         raise NotImplementedError
 
@@ -66,7 +67,7 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
                 learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
         return [w - learning_rate * g for w, g in zip(weights, grads)], []
 
@@ -90,7 +91,7 @@ class Momentum(Optimizer):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
                 learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
         velocities = [self.momentum * v - learning_rate * g for v, g in zip(self.state[0], grads)]
         if self.nesterov:
@@ -119,7 +120,7 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
 
-    def _update(self, xp: Any, weights: list[Array], grads: list[Array],
+    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
                 learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
         b1, b2 = self.beta1, self.beta2
         first = [b1 * m + (1.0 - b1) * g for m, g in zip(self.state[0], grads)]

@@ -90,12 +90,12 @@ def trace(net: Network, x: Any, y: Any) -> Trace:
             raise ValueError(f"trace follows one sample, got {inputs.shape[0]}")
         output, n_layers = net.activations[-1], len(net.sizes) - 1
         record("x", inputs, "the input sample")
-        activs, sop = backprop.forward(xp, net.activations, net._params, inputs, record)
+        activs, sop = backprop.forward(xp, net._layers, net._weights, inputs, record)
         record("prediction", activs[-1], f"activ{n_layers}, the network's output")
         record("target", targets, "the wanted output")
         loss = backprop.output_loss(xp, output, net.loss, activs[-1], sop, targets)
         record("error", loss, f"{net.loss.name}(prediction, target)")
         phase = "backward"
         delta = backprop.output_delta(xp, output, net.loss, activs[-1], targets, record, number=n_layers)
-        backprop.backward(xp, net.activations, net._params, activs, delta, record)
+        backprop.backward(xp, net._layers, net._weights, activs, delta, record)
     return Trace(repr(net), tuple(steps))

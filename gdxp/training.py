@@ -79,7 +79,7 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
            record_predictions: bool) -> History:
     history = History()
     progress = Progress(epochs, verbose)
-    best_loss, best_params, waited = math.inf, None, 0
+    best_loss, best_weights, waited = math.inf, None, 0
     previous = current = _snapshot(net, optimizer)
     try:
         for epoch in range(1, epochs + 1):
@@ -104,7 +104,7 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
             progress.update(train_loss, val_loss)
             if patience is not None:
                 if val_loss < best_loss:
-                    best_loss, best_params, history.best_epoch, waited = val_loss, net._params, epoch, 0
+                    best_loss, best_weights, history.best_epoch, waited = val_loss, net._weights, epoch, 0
                 else:
                     waited += 1
                     if waited >= patience:
@@ -112,8 +112,8 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
                         break
     finally:
         progress.close()
-    if best_params is not None:
-        net._params = best_params
+    if best_weights is not None:
+        net._weights = best_weights
     return history
 
 
@@ -140,7 +140,7 @@ def _epoch(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, si
 
 def _loss(net: Network, inputs: Array, targets: Array) -> Array:
     xp = net.backend.xp
-    activs, sop = backprop.forward(xp, net.activations, net._params, inputs)
+    activs, sop = backprop.forward(xp, net._layers, net._weights, inputs)
     return backprop.output_loss(xp, net.activations[-1], net.loss, activs[-1], sop, targets)
 
 
@@ -173,14 +173,13 @@ Snapshot = tuple[Any, list[list[Array]], int]
 
 
 def _snapshot(net: Network, optimizer: Optimizer) -> Snapshot:
-    return net._params, optimizer.state, optimizer.steps
+    return net._weights, optimizer.state, optimizer.steps
 
 
 def _restore_finite(net: Network, optimizer: Optimizer, *snapshots: Snapshot) -> None:
     """Put back the first snapshot whose weights are all finite (checked on the device)."""
     xp = net.backend.xp
-    for params, state, steps in snapshots:
-        arrays = [a for pair in params for a in pair if a is not None]
-        if all(bool(net.backend.to_numpy(xp.all(xp.isfinite(a)))) for a in arrays):
-            net._params, optimizer.state, optimizer.steps = params, state, steps
+    for weights, state, steps in snapshots:
+        if all(bool(net.backend.to_numpy(xp.all(xp.isfinite(w)))) for w in weights):
+            net._weights, optimizer.state, optimizer.steps = weights, state, steps
             return

@@ -71,11 +71,17 @@ def test_digits_reaches_95_percent_on_held_out_images(tmp_path):
     assert (tmp_path / "digits.png").exists()
 
 
-def test_benchmark_runs_and_prints_ratios():
-    out = run_example("benchmark.py", "--steps", "50", "--repeats", "1")
-    rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[2:]}
-    assert set(rows) == {"numpy floor", "gdxp fit", "gdxp step", "tutorial loop"}
-    assert rows["numpy floor"].split()[-2] == "1.00"
+def test_benchmark_runs_both_workloads_and_prints_ratios():
+    out = run_example("benchmark.py", "--steps", "50", "--batches", "2", "--repeats", "1")
+    sections = out.split("\n\n")[1:]
+    assert [s.splitlines()[0] for s in sections] == [
+        "3-5-1 sigmoid, one sample per step, float64, 50 steps",
+        "784-256-256-10 relu/softmax, batch 256, float32, 2 steps"]
+    for section, expected in zip(sections, ({"numpy floor", "gdxp fit", "gdxp step", "tutorial loop"},
+                                            {"numpy floor", "gdxp fit", "gdxp step"})):
+        rows = {line[:15].strip(): line.split()[-2:] for line in section.splitlines()[2:]}
+        assert expected <= set(rows) and set(rows) - expected <= {"torch cpu", "torch cuda"}
+        assert rows["numpy floor"][0] == "1.00" and rows["gdxp fit"][1] == "1.00"
 
 
 def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
