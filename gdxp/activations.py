@@ -8,7 +8,6 @@ error with respect to the output, it returns the gradient with respect to the su
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,10 +44,15 @@ class Activation:
         return f"Activation({self.name!r})"
 
 
-@functools.cache
-def _exp_limit(dtype: Any, finfo: Callable[[Any], Any]) -> float:
-    """A whole number x with exp(x) finite in ``dtype`` (88 in float32, 709 in float64)."""
-    return float(math.floor(math.log(float(finfo(dtype).max))))
+_EXP_LIMITS: dict[Any, float] = {}
+
+
+def _exp_limit(xp: Namespace, dtype: Any) -> float:
+    """A whole number x with exp(x) finite in ``dtype`` (88 in float32, 709 in float64), cached."""
+    limit = _EXP_LIMITS.get(dtype)
+    if limit is None:
+        limit = _EXP_LIMITS[dtype] = float(math.floor(math.log(float(xp.finfo(dtype).max))))
+    return limit
 
 
 def sigmoid(xp: Namespace, sop: Array) -> Array:
@@ -57,7 +61,7 @@ def sigmoid(xp: Namespace, sop: Array) -> Array:
     The cap only touches sop below -88 (float32) or -709 (float64), where the true value is
     below the smallest normal number anyway.
     """
-    limit = _exp_limit(sop.dtype, xp.finfo)
+    limit = _exp_limit(xp, sop.dtype)
     return 1.0 / (1.0 + xp.exp(-xp.maximum(sop, -limit)))
 
 

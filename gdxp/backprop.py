@@ -76,20 +76,19 @@ def output_delta(xp: Namespace, activation: Activation, loss: Loss, prediction: 
                  record: Recorder = None, *, number: int = 0) -> Array:
     """error->sop of the output layer (layer ``number``, for the record): error->prediction times
     prediction->sop, or the fused form."""
-    layer = f"sop{number}"
     fused = loss.fused.get(activation.name)
     if fused is not None:
         delta = fused.delta(xp, prediction, target)
         if record:
-            record(f"error->{layer}", delta,
+            record(f"error->sop{number}", delta,
                    f"{activation.name} and {loss.name} cancel: (prediction - target) / n_samples")
         return delta
     error_prediction = loss.gradient(xp, prediction, target)
     delta = activation.backward(xp, prediction, error_prediction)
     if record:
         record("error->prediction", error_prediction, f"d {loss.name} / d prediction")
-        _record_derivative(xp, activation, prediction, "prediction", layer, record)
-        record(f"error->{layer}", delta, "error->prediction * prediction->sop (chain rule)")
+        _record_derivative(xp, activation, prediction, "prediction", f"sop{number}", record)
+        record(f"error->sop{number}", delta, "error->prediction * prediction->sop (chain rule)")
     return delta
 
 

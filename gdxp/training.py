@@ -85,14 +85,13 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
         for epoch in range(1, epochs + 1):
             previous, current = current, _snapshot(net, optimizer)
             loss, prediction = _epoch(net, optimizer, inputs, targets, size, shuffle, rate)
-            reported = [loss]
-            if validation is not None:
-                reported.append(_loss(net, *validation))
-            if record_predictions:
-                reported.append(prediction)
-            values = _read(net, reported)
-            train_loss = float(values[0][0])
-            val_loss = float(values[1][0]) if validation is not None else None
+            if validation is None and not record_predictions:  # the common case: one number
+                train_loss, val_loss = net.backend.to_float(loss), None
+            else:
+                reported = [loss, *([_loss(net, *validation)] if validation is not None else [])]
+                values = _read(net, [*reported, *([prediction] if record_predictions else [])])
+                train_loss = float(values[0][0])
+                val_loss = float(values[1][0]) if validation is not None else None
             if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
                 _restore_finite(net, optimizer, current, previous)
                 raise TrainingDiverged(epoch, history.loss[-1] if history.loss else None, history)
@@ -146,8 +145,6 @@ def _loss(net: Network, inputs: Array, targets: Array) -> Array:
 
 def _read(net: Network, arrays: list[Array]) -> list[np.ndarray]:
     """Several device arrays to the host in one transfer (one wait for the device per epoch)."""
-    if len(arrays) == 1:
-        return [net.backend.to_numpy(arrays[0]).reshape(-1)]
     xp = net.backend.xp
     flat = net.backend.to_numpy(xp.concat([xp.reshape(xp.asarray(a), (-1,)) for a in arrays]))
     sizes = np.cumsum([math.prod(a.shape) for a in arrays])[:-1]
