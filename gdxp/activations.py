@@ -44,14 +44,17 @@ class Activation:
         return f"Activation({self.name!r})"
 
 
-_EXP_LIMITS: dict[Any, float] = {}
+_EXP_LIMITS: dict[tuple[Namespace, Any], float] = {}
 
 
 def _exp_limit(xp: Namespace, dtype: Any) -> float:
-    """A whole number x with exp(x) finite in ``dtype`` (88 in float32, 709 in float64), cached."""
-    limit = _EXP_LIMITS.get(dtype)
+    """A whole number x with exp(x) finite in ``dtype`` (88 in float32, 709 in float64), cached.
+
+    Keyed by namespace too: array_api_strict refuses to compare its dtypes with NumPy's."""
+    key = (xp, dtype)
+    limit = _EXP_LIMITS.get(key)
     if limit is None:
-        limit = _EXP_LIMITS[dtype] = float(math.floor(math.log(float(xp.finfo(dtype).max))))
+        limit = _EXP_LIMITS[key] = float(math.floor(math.log(float(xp.finfo(dtype).max))))
     return limit
 
 
