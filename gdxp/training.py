@@ -144,11 +144,9 @@ def _loss(net: Network, inputs: Array, targets: Array) -> Array:
 
 
 def _read(net: Network, arrays: list[Array]) -> list[np.ndarray]:
-    """Several device arrays to the host in one transfer (one wait for the device per epoch)."""
-    xp = net.backend.xp
-    flat = net.backend.to_numpy(xp.concat([xp.reshape(xp.asarray(a), (-1,)) for a in arrays]))
-    sizes = np.cumsum([math.prod(a.shape) for a in arrays])[:-1]
-    return np.split(flat, sizes)
+    """Device arrays to the host, flattened: the first read waits for the device once, and the
+    rest are plain copies of results already computed."""
+    return [net.backend.to_numpy(a).reshape(-1) for a in arrays]
 
 
 def _choose_optimizer(net: Network, optimizer: str | Optimizer) -> Optimizer:
