@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .registry import lookup
+
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
 Array = Any
@@ -127,13 +129,7 @@ def get_activation(name: str | Activation, *, hidden: bool) -> Activation:
     if isinstance(name, Activation):
         activation = name
     else:
-        if not isinstance(name, str):
-            raise TypeError(f"an activation is a name like 'sigmoid', got {type(name).__name__}")
-        key = _ALIASES.get(name, name)
-        if key not in ACTIVATIONS:
-            choices = ", ".join([*ACTIVATIONS, *_ALIASES])
-            raise ValueError(f"unknown activation {name!r}; choose one of {choices}")
-        activation = ACTIVATIONS[key]
+        activation = lookup(ACTIVATIONS, name, "activation", "an activation is a name like 'sigmoid'", _ALIASES)
     if hidden and activation.output_only:
         raise ValueError(f"activation {activation.name!r} can only be used on the output layer")
     return activation

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
+from .registry import lookup
 
 __all__ = ["INITIALIZERS", "get_initializer"]
 
@@ -50,8 +51,4 @@ INITIALIZERS: dict[str, Initializer] = {
 
 def get_initializer(name: str) -> Initializer:
     """The initializer called ``name``, or a clear error listing the choices."""
-    if not isinstance(name, str):
-        raise TypeError(f"an initializer is a name like 'glorot_uniform', got {type(name).__name__}")
-    if name not in INITIALIZERS:
-        raise ValueError(f"unknown initializer {name!r}; choose one of {', '.join(INITIALIZERS)}")
-    return INITIALIZERS[name]
+    return lookup(INITIALIZERS, name, "initializer", "an initializer is a name like 'glorot_uniform'")

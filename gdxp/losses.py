@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .registry import lookup
+
 __all__ = ["LOSSES", "FusedOutput", "Loss", "get_loss"]
 
 Array = Any
@@ -143,8 +145,4 @@ def get_loss(name: str | Loss) -> Loss:
     """The loss called ``name``, or a clear error listing the choices."""
     if isinstance(name, Loss):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"a loss is a name like 'squared_error', got {type(name).__name__}")
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name]
+    return lookup(LOSSES, name, "loss", "a loss is a name like 'squared_error'")

@@ -12,6 +12,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from .registry import lookup
 from .validation import check_positive_number
 
 __all__ = ["OPTIMIZERS", "Adam", "Momentum", "Optimizer", "SGD", "get_optimizer"]
@@ -139,11 +140,7 @@ def get_optimizer(optimizer: str | Optimizer) -> Optimizer:
     """An optimizer object: a new one with default settings for a name, or the object itself."""
     if isinstance(optimizer, Optimizer):
         return optimizer
-    if not isinstance(optimizer, str):
-        raise TypeError(f"optimizer must be a name like 'adam' or an Optimizer, got {type(optimizer).__name__}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[optimizer]()
+    return lookup(OPTIMIZERS, optimizer, "optimizer", "optimizer must be a name like 'adam' or an Optimizer")()
 
 
 def _check_fraction(value: Any, name: str) -> float:

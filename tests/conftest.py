@@ -83,3 +83,17 @@ def fetch(backend, arr):
     """The array on the host, after checking it kept the backend's device and dtype."""
     assert arr.dtype == backend.dtype
     return host(backend, arr).astype(np.float64)
+
+
+def make_problem(n_samples=10, seed=0):
+    """A small regression batch: 3 features, 2 sigmoid-shaped targets."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_samples, 3))
+    y = 1 / (1 + np.exp(-(x @ np.array([[0.5, -1.0], [1.5, 0.2], [-0.7, 0.9]]))))
+    return x, y
+
+
+def assert_same_weights(a, b, **tol):
+    """Two networks hold the same weights: exactly, or within ``tol`` (rtol/atol) when given."""
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)

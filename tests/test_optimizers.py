@@ -3,23 +3,10 @@ continues an optimizer, refused settings, and that Adam and momentum beat plain 
 
 import numpy as np
 import pytest
-from conftest import host, tolerance
+from conftest import assert_same_weights, host, make_problem, tolerance
 
 import gdxp
 from gdxp.optimizers import SGD, Adam, Momentum, get_optimizer
-
-
-def _problem(n_samples=10, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n_samples, 3))
-    y = 1 / (1 + np.exp(-(x @ np.array([[0.5, -1.0], [1.5, 0.2], [-0.7, 0.9]]))))
-    return x, y
-
-
-def _assert_same_weights(a, b, **tol):
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
-
 
 # -- NumPy float64 references, written from the docstrings' formulas ---------------------------------
 
@@ -72,7 +59,7 @@ CASES = [
 def test_update_rule_matches_numpy_reference(backend, optimizer, lr, make_rule):
     if not isinstance(optimizer, str):
         optimizer = type(optimizer)(**optimizer.hyperparameters())  # a fresh object per backend
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=1, backend=backend)
     twin = net.copy()
     steps = 5
@@ -90,13 +77,13 @@ def test_update_rule_matches_numpy_reference(backend, optimizer, lr, make_rule):
 
 
 def test_sgd_by_name_is_the_plain_step(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
     twin = net.copy()
     net.fit(x, y, epochs=3, learning_rate=0.4, optimizer="sgd", verbose=0)
     for _ in range(3):
         twin.step(x, y, learning_rate=0.4)
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
     assert isinstance(net.optimizer, SGD) and net.optimizer.state == [] and net.optimizer.steps == 3
 
 
@@ -119,7 +106,7 @@ def test_apply_is_functional_and_counts_steps(backend):
 
 @pytest.mark.parametrize(("name", "slots"), [("sgd", 0), ("momentum", 1), ("adam", 2)])
 def test_state_lives_on_the_device_with_the_weights_shapes(backend, name, slots):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=3, backend=backend)
     net.fit(x, y, epochs=2, learning_rate=0.1, optimizer=name, verbose=0)
     opt = net.optimizer
@@ -134,7 +121,7 @@ def test_state_lives_on_the_device_with_the_weights_shapes(backend, name, slots)
 
 
 def test_momentum_velocity_and_adam_moments_hold_the_documented_values(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=4, backend=backend)
     grads = [host(backend, g).astype(np.float64) for g in net.copy().gradients(x, y)]
     net.fit(x, y, epochs=1, learning_rate=0.3, optimizer="momentum", verbose=0)
@@ -151,7 +138,7 @@ def test_momentum_velocity_and_adam_moments_hold_the_documented_values(backend):
 # -- how fit chooses and continues an optimizer ------------------------------------------------------
 
 def test_fit_by_name_continues_the_same_optimizer(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=5, backend=backend)
     once = net.copy()
     net.fit(x, y, epochs=3, learning_rate=0.05, optimizer="adam", verbose=0)
@@ -161,14 +148,14 @@ def test_fit_by_name_continues_the_same_optimizer(backend):
     assert net.optimizer is adam and adam.steps == 7
     once.fit(x, y, epochs=7, learning_rate=0.05, optimizer="adam", verbose=0)
     assert once.optimizer.steps == 7
-    _assert_same_weights(net, once, **tolerance(backend))
+    assert_same_weights(net, once, **tolerance(backend))
     for slot_a, slot_b in zip(adam.state, once.optimizer.state, strict=True):
         for a, b in zip(slot_a, slot_b, strict=True):
             np.testing.assert_allclose(host(backend, a), host(backend, b), **tolerance(backend))
 
 
 def test_a_restarted_adam_differs_from_a_continued_one(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=5, backend=backend)
     restarted = net.copy()
     net.fit(x, y, epochs=6, learning_rate=0.05, optimizer="adam", verbose=0)
@@ -179,7 +166,7 @@ def test_a_restarted_adam_differs_from_a_continued_one(backend):
 
 
 def test_fit_uses_a_given_optimizer_object(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=6, backend=backend)
     twin = net.copy()
     adam = Adam(beta1=0.8)
@@ -193,7 +180,7 @@ def test_fit_uses_a_given_optimizer_object(backend):
 
 
 def test_switching_names_starts_a_new_optimizer(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=7, backend=backend)
     net.fit(x, y, epochs=2, learning_rate=0.05, optimizer="adam", verbose=0)
     adam = net.optimizer
@@ -205,7 +192,7 @@ def test_switching_names_starts_a_new_optimizer(backend):
 
 
 def test_state_for_another_shape_is_refused_and_changes_nothing(backend):
-    x, y = _problem()
+    x, y = make_problem()
     first = gdxp.Network([3, 4, 2], seed=8, backend=backend)
     adam = Adam()
     first.fit(x, y, epochs=2, learning_rate=0.05, optimizer=adam, verbose=0)
@@ -241,7 +228,7 @@ def test_apply_refuses_state_of_another_shape():
 # -- settings ----------------------------------------------------------------------------------------
 
 def test_unknown_names_and_wrong_types_are_refused():
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=0)
     before = net.get_weights()
     with pytest.raises(ValueError, match="sgd, momentum, adam"):
@@ -253,7 +240,7 @@ def test_unknown_names_and_wrong_types_are_refused():
     with pytest.raises(ValueError, match="sgd, momentum, adam"):
         get_optimizer("Adam")  # names are exact
     assert net.optimizer is None
-    _assert_same_weights(net, _with_weights(before))
+    assert_same_weights(net, _with_weights(before))
 
 
 def _with_weights(weights):

@@ -5,71 +5,59 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import host, tolerance
+from conftest import assert_same_weights, host, make_problem, tolerance
 
 import gdxp
 
 
-def _problem(n_samples=10, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n_samples, 3))
-    y = 1 / (1 + np.exp(-(x @ np.array([[0.5, -1.0], [1.5, 0.2], [-0.7, 0.9]]))))
-    return x, y
-
-
-def _assert_same_weights(a, b, **tol):
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
-
-
 def test_full_batch_fit_is_repeated_steps(backend):
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 4, 2], seed=1, backend=backend)
     twin = net.copy()
     history = net.fit(x, y, epochs=5, learning_rate=0.5, verbose=0)
     losses = [float(host(backend, twin.step(x, y, learning_rate=0.5, return_loss=True))) for _ in range(5)]
     assert history.loss == losses and history.epochs == 5
     assert all(isinstance(loss, float) for loss in history.loss)
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
 
 
 def test_per_sample_fit_without_shuffle_steps_through_the_samples_in_order(backend):
-    x, y = _problem(4)
+    x, y = make_problem(4)
     net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
     twin = net.copy()
     history = net.fit(x, y, epochs=2, learning_rate=0.2, batch_size=1, shuffle=False, verbose=0)
     for _ in range(2):
         losses = [host(backend, twin.step(x[i], y[i], learning_rate=0.2, return_loss=True)) for i in range(4)]
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
     np.testing.assert_allclose(history.loss[-1], np.mean(losses), **tolerance(backend))
 
 
 def test_mini_batches_weigh_the_last_short_batch_by_its_size(backend):
-    x, y = _problem(5)
+    x, y = make_problem(5)
     net = gdxp.Network([3, 2], activation="sigmoid", seed=3, backend=backend)
     twin = net.copy()
     history = net.fit(x, y, epochs=1, learning_rate=0.1, batch_size=3, shuffle=False, verbose=0)
     first = host(backend, twin.step(x[:3], y[:3], learning_rate=0.1, return_loss=True))
     second = host(backend, twin.step(x[3:], y[3:], learning_rate=0.1, return_loss=True))
     np.testing.assert_allclose(history.loss[0], (3 * first + 2 * second) / 5, **tolerance(backend))
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
 
 
 def test_shuffling_follows_the_seed(backend):
-    x, y = _problem(8)
+    x, y = make_problem(8)
 
     def train(seed, shuffle=True):
         net = gdxp.Network([3, 4, 2], seed=seed, backend=backend)
         net.fit(x, y, epochs=3, learning_rate=0.3, batch_size=2, shuffle=shuffle, verbose=0)
         return net
 
-    _assert_same_weights(train(4), train(4))
+    assert_same_weights(train(4), train(4))
     unshuffled, shuffled = train(4, shuffle=False), train(4)
     assert not np.array_equal(unshuffled.get_weights()[0], shuffled.get_weights()[0])
 
 
 def test_same_seed_same_training_on_every_backend(backend):
-    x, y = _problem(6)
+    x, y = make_problem(6)
     kwargs = {"epochs": 20, "learning_rate": 0.5, "batch_size": 4}
     mine = gdxp.Network([3, 5, 2], activation="tanh", output_activation="sigmoid", seed=9, backend=backend)
     history = mine.fit(x, y, **kwargs, verbose=0)
@@ -77,12 +65,12 @@ def test_same_seed_same_training_on_every_backend(backend):
     expected = reference.fit(x, y, **kwargs, verbose=0)
     tol = {"rtol": 1e-10, "atol": 1e-12} if backend.dtype_name == "float64" else {"rtol": 1e-4, "atol": 1e-5}
     np.testing.assert_allclose(history.loss, expected.loss, **tol)
-    _assert_same_weights(mine, reference, **tol)
+    assert_same_weights(mine, reference, **tol)
     host(backend, mine.predict(x))  # still on the network's own device after training
 
 
 def test_training_reduces_the_loss(backend):
-    x, y = _problem(32)
+    x, y = make_problem(32)
     net = gdxp.Network([3, 8, 2], activation="tanh", output_activation="sigmoid", seed=0, backend=backend)
     history = net.fit(x, y, epochs=60, learning_rate=1.0, batch_size=8, verbose=0)
     assert history.loss[-1] < 0.2 * history.loss[0]
@@ -90,15 +78,15 @@ def test_training_reduces_the_loss(backend):
 
 
 def test_zero_epochs_change_nothing():
-    x, y = _problem()
+    x, y = make_problem()
     net = gdxp.Network([3, 2], seed=0)
     before = net.copy()
     assert net.fit(x, y, epochs=0, learning_rate=0.1, verbose=0).loss == []
-    _assert_same_weights(net, before)
+    assert_same_weights(net, before)
 
 
 def test_verbose_shows_a_progress_bar_and_quiet_shows_nothing(capsys):
-    x, y = _problem()
+    x, y = make_problem()
     gdxp.Network([3, 2], seed=0).fit(x, y, epochs=50, learning_rate=0.1, verbose=0)
     assert capsys.readouterr() == ("", "")
     history = gdxp.Network([3, 2], seed=0).fit(x, y, epochs=50, learning_rate=0.1,
@@ -109,7 +97,7 @@ def test_verbose_shows_a_progress_bar_and_quiet_shows_nothing(capsys):
 
 
 def test_validation_loss_is_scored_after_each_epoch(backend):
-    x, y = _problem(12)
+    x, y = make_problem(12)
     net = gdxp.Network([3, 4, 2], seed=6, backend=backend)
     history = net.fit(x[:8], y[:8], epochs=3, learning_rate=0.5, validation_data=(x[8:], y[8:]), verbose=0)
     assert len(history.val_loss) == 3
@@ -117,7 +105,7 @@ def test_validation_loss_is_scored_after_each_epoch(backend):
 
 
 def test_patience_stops_early_and_keeps_the_best_weights(backend):
-    x, y = _problem(20, seed=1)
+    x, y = make_problem(20, seed=1)
     val_x, val_y = x[16:], 1.0 - y[16:]  # validation data the training cannot fit: it soon gets worse
     net = gdxp.Network([3, 6, 2], activation="tanh", output_activation="sigmoid", seed=7, backend=backend)
     twin = net.copy()
@@ -126,11 +114,11 @@ def test_patience_stops_early_and_keeps_the_best_weights(backend):
     assert history.stopped_early and history.epochs == history.best_epoch + 3 < 200
     assert history.val_loss[history.best_epoch - 1] == min(history.val_loss)
     twin.fit(x[:16], y[:16], epochs=history.best_epoch, learning_rate=2.0, verbose=0)
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
 
 
 def test_divergence_stops_and_restores_the_last_finite_weights(backend):
-    x, y = _problem(6)
+    x, y = make_problem(6)
     y = y * 1e3  # a regression target far away, and a step far too long
     net = gdxp.Network([3, 4, 2], activation="identity", seed=8, backend=backend)
     twin = net.copy()
@@ -142,12 +130,12 @@ def test_divergence_stops_and_restores_the_last_finite_weights(backend):
     assert error.epoch > 1 and error.last_finite_loss == error.history.loss[-1]
     assert len(error.history.loss) == error.epoch - 1 and np.isfinite(error.history.loss).all()
     twin.fit(x, y, epochs=error.epoch - 1, learning_rate=5.0, verbose=0)
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
     assert all(np.isfinite(w).all() for w in net.get_weights())
 
 
 def test_ctrl_c_leaves_the_weights_of_the_last_completed_step(monkeypatch):
-    x, y = _problem(8)
+    x, y = make_problem(8)
     net = gdxp.Network([3, 4, 2], seed=9)
     twin = net.copy()
     real_backward, calls = gdxp.backprop.backward, []
@@ -164,7 +152,7 @@ def test_ctrl_c_leaves_the_weights_of_the_last_completed_step(monkeypatch):
     monkeypatch.undo()
     twin.fit(x, y, epochs=1, learning_rate=0.3, batch_size=2, shuffle=False, optimizer="adam", verbose=0)
     twin.fit(x[:2], y[:2], epochs=1, learning_rate=0.3, optimizer="adam", verbose=0)  # the 5th completed step
-    _assert_same_weights(net, twin)
+    assert_same_weights(net, twin)
     assert net.optimizer.steps == 5
 
 

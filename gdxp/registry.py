@@ -1,0 +1,23 @@
+"""Looking up a named piece (activation, loss, initializer, optimizer) with errors that list the choices."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+__all__ = ["lookup"]
+
+T = TypeVar("T")
+
+
+def lookup(registry: Mapping[str, T], name: Any, kind: str, expected: str,
+           aliases: Mapping[str, str] | None = None) -> T:
+    """``registry[name]`` (through ``aliases``); a TypeError saying ``expected`` for a non-string, and a
+    ValueError listing every choice for an unknown name."""
+    if not isinstance(name, str):
+        raise TypeError(f"{expected}, got {type(name).__name__}")
+    aliases = aliases or {}
+    key = aliases.get(name, name)
+    if key not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join([*registry, *aliases])}")
+    return registry[key]
