@@ -137,10 +137,9 @@ class Network:
         (0.5 threshold) outputs. Both are read from the device together."""
         with self.backend.activate():
             inputs, targets = self._batch(x, y, check_values=True)
-            xp, output = self.backend.xp, self.activations[-1]
-            activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
-            loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets)
-            correct = accuracy(xp, output.name, activs[-1], targets)
+            xp = self.backend.xp
+            loss, prediction = self._loss_and_prediction(inputs, targets)
+            correct = accuracy(xp, self.activations[-1].name, prediction, targets)
             if correct is None:
                 return {"loss": self.backend.to_float(loss)}
             both = self.backend.to_numpy(xp.stack([xp.asarray(loss), correct]))
@@ -207,6 +206,12 @@ class Network:
         targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
                                         check_values=check_values)
         return inputs, targets
+
+    def _loss_and_prediction(self, inputs: Array, targets: Array) -> tuple[Array, Array]:
+        """The loss (0-d) and the prediction for a checked batch, on the device."""
+        xp, output = self.backend.xp, self.activations[-1]
+        activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
+        return backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets), activs[-1]
 
     def _backpropagate(self, inputs: Array, targets: Array, *, want_loss: bool,
                        ) -> tuple[list[Array], Array | None, Array]:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import backprop
 from .history import History
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
@@ -88,8 +87,12 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
             if validation is None and not record_predictions:  # the common case: one number
                 train_loss, val_loss = net.backend.to_float(loss), None
             else:
-                reported = [loss, *([_loss(net, *validation)] if validation is not None else [])]
-                values = _read(net, [*reported, *([prediction] if record_predictions else [])])
+                reported = [loss]
+                if validation is not None:
+                    reported.append(net._loss_and_prediction(*validation)[0])
+                if record_predictions:
+                    reported.append(prediction)
+                values = _read(net, reported)
                 train_loss = float(values[0][0])
                 val_loss = float(values[1][0]) if validation is not None else None
             if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
@@ -135,12 +138,6 @@ def _epoch(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, si
         weighted = loss * (stop - start)
         total = weighted if total is None else total + weighted
     return total / n_samples, prediction
-
-
-def _loss(net: Network, inputs: Array, targets: Array) -> Array:
-    xp = net.backend.xp
-    activs, sop = backprop.forward(xp, net._layers, net._weights, inputs)
-    return backprop.output_loss(xp, net.activations[-1], net.loss, activs[-1], sop, targets)
 
 
 def _read(net: Network, arrays: list[Array]) -> list[np.ndarray]:
