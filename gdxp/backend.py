@@ -78,7 +78,7 @@ class Backend:
         if not copy and self._is_native(obj) and obj.dtype == dtype and self._is_here(obj):
             return obj  # the common case on the hot path: already in place
         if not self._is_native(obj):
-            host = _numeric_host_array(self._foreign_to_host(obj))
+            host = _numeric_host_array(_any_to_host(obj))
             return self._from_host(host.copy() if copy else host, dtype)
         if not self.xp.isdtype(obj.dtype, ("bool", "integral", "real floating")):
             raise TypeError(f"expected real numbers, got an array of dtype {obj.dtype}")
@@ -92,7 +92,8 @@ class Backend:
         return self._from_host(np.zeros(tuple(shape)), self.dtype)
 
     def to_numpy(self, arr: Array) -> np.ndarray:
-        """Copy a device array to a host NumPy array (waits for the device)."""
+        """The values of ``arr`` as a host NumPy array: a copy from a device (waiting for it), the
+        array itself on NumPy, so callers that keep or change it copy it themselves."""
         return np.asarray(arr)
 
     def to_float(self, arr: Array) -> float:
@@ -130,9 +131,6 @@ class Backend:
 
     def _move(self, arr: Array) -> Array:
         return arr
-
-    def _foreign_to_host(self, obj: Any) -> Any:
-        return _any_to_host(obj)
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
         return self.xp.asarray(host, dtype=dtype)
