@@ -72,24 +72,27 @@ def output_loss(xp: Namespace, activation: Activation, loss: Loss, prediction: A
     return loss.value(xp, prediction, target)
 
 
-def output_delta(xp: Namespace, activation: Activation, loss: Loss, prediction: Array, target: Array,
-                 record: Recorder = None, *, number: int = 0) -> Array:
+def output_delta(xp: Namespace, activation: Activation, loss: Loss, prediction: Array, sop: Array, target: Array,
+                 *, want_loss: bool = False, record: Recorder = None, number: int = 0) -> tuple[Array, Array | None]:
     """error->sop of the output layer (layer ``number``, for the record): error->prediction times
-    prediction->sop, or the fused form."""
+    prediction->sop, or the fused form; and with ``want_loss`` the loss too, sharing their work."""
     fused = loss.fused.get(activation.name)
     if fused is not None:
         delta = fused.delta(xp, prediction, target)
         if record:
             record(f"error->sop{number}", delta,
                    f"{activation.name} and {loss.name} cancel: (prediction - target) / n_samples")
-        return delta
-    error_prediction = loss.gradient(xp, prediction, target)
+        return delta, fused.value(xp, sop, target) if want_loss else None
+    if want_loss:
+        value, error_prediction = loss.value_and_gradient(xp, prediction, target)
+    else:
+        value, error_prediction = None, loss.gradient(xp, prediction, target)
     delta = activation.backward(xp, prediction, error_prediction)
     if record:
         record("error->prediction", error_prediction, f"d {loss.name} / d prediction")
         _record_derivative(xp, activation, prediction, "prediction", f"sop{number}", record)
         record(f"error->sop{number}", delta, "error->prediction * prediction->sop (chain rule)")
-    return delta
+    return delta, value
 
 
 def backward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], activs: Sequence[Array],

@@ -33,12 +33,22 @@ class FusedOutput:
 
 @dataclass(frozen=True)
 class Loss:
-    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction."""
+    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction.
+
+    ``both``, where given, computes the two together, sharing the work they have in common.
+    """
 
     name: str
     value: LossFunction
     gradient: LossFunction
     fused: Mapping[str, FusedOutput] = field(default_factory=dict)
+    both: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
+
+    def value_and_gradient(self, xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
+        """The loss and d loss / d prediction, each as ``value`` and ``gradient`` would give them."""
+        if self.both is not None:
+            return self.both(xp, prediction, target)
+        return self.value(xp, prediction, target), self.gradient(xp, prediction, target)
 
     def __repr__(self) -> str:
         return f"Loss({self.name!r})"
@@ -48,34 +58,29 @@ def _samples(prediction: Array) -> int:
     return prediction.shape[0]
 
 
-def _sum_of_squares(xp: Namespace, prediction: Array, target: Array) -> Array:
-    """sum((p - t)**2) over the whole batch, as one dot product (cheaper than square-then-sum)."""
-    diff = xp.reshape(prediction - target, (-1,))
-    return xp.vecdot(diff, diff)
+def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
+    """``scale * sum((p - t)**2)``, averaged over the samples (and over the outputs with ``per_output``).
 
+    Its gradient is ``2 * scale * (p - t)`` over the same count; value and gradient share ``p - t``.
+    """
+    def count(prediction: Array) -> int:
+        return prediction.size if per_output else prediction.shape[0]
 
-def squared_error(xp: Namespace, prediction: Array, target: Array) -> Array:
-    return _sum_of_squares(xp, prediction, target) / _samples(prediction)
+    def from_difference(xp: Namespace, diff: Array) -> Array:
+        flat = xp.reshape(diff, (-1,))  # the sum of squares as one dot product
+        return xp.vecdot(flat, flat) * scale / count(diff)
 
+    def value(xp: Namespace, prediction: Array, target: Array) -> Array:
+        return from_difference(xp, prediction - target)
 
-def squared_error_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
-    return (prediction - target) * (2.0 / _samples(prediction))
+    def gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+        return (prediction - target) * (2.0 * scale / count(prediction))
 
+    def both(xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
+        diff = prediction - target
+        return from_difference(xp, diff), diff * (2.0 * scale / count(diff))
 
-def half_squared_error(xp: Namespace, prediction: Array, target: Array) -> Array:
-    return _sum_of_squares(xp, prediction, target) * (0.5 / _samples(prediction))
-
-
-def half_squared_error_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
-    return (prediction - target) * (1.0 / _samples(prediction))
-
-
-def mse(xp: Namespace, prediction: Array, target: Array) -> Array:
-    return _sum_of_squares(xp, prediction, target) / prediction.size
-
-
-def mse_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
-    return (prediction - target) * (2.0 / prediction.size)
+    return Loss(name, value, gradient, both=both)
 
 
 def _clip_probability(xp: Namespace, prediction: Array) -> Array:
@@ -129,9 +134,9 @@ def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array)
 
 
 LOSSES: dict[str, Loss] = {
-    "squared_error": Loss("squared_error", squared_error, squared_error_gradient),
-    "half_squared_error": Loss("half_squared_error", half_squared_error, half_squared_error_gradient),
-    "mse": Loss("mse", mse, mse_gradient),
+    "squared_error": squared_loss("squared_error", 1.0, per_output=False),
+    "half_squared_error": squared_loss("half_squared_error", 0.5, per_output=False),
+    "mse": squared_loss("mse", 1.0, per_output=True),
     "binary_cross_entropy": Loss(
         "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
         {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)}),

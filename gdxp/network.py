@@ -218,10 +218,8 @@ class Network:
         """Gradients (in weight order), the loss (if wanted) and the prediction, all on the device."""
         xp, output = self.backend.xp, self.activations[-1]
         activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
-        delta = backprop.output_delta(xp, output, self.loss, activs[-1], targets, number=len(self._layers))
-        grads = backprop.backward(xp, self._layers, self._weights, activs, delta)
-        loss = backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets) if want_loss else None
-        return grads, loss, activs[-1]
+        delta, loss = backprop.output_delta(xp, output, self.loss, activs[-1], sop, targets, want_loss=want_loss)
+        return backprop.backward(xp, self._layers, self._weights, activs, delta), loss, activs[-1]
 
     def _descend(self, inputs: Array, targets: Array, learning_rate: float, optimizer: Optimizer, *,
                  want_loss: bool) -> tuple[Array | None, Array]:

@@ -96,6 +96,7 @@ def trace(net: Network, x: Any, y: Any) -> Trace:
         loss = backprop.output_loss(xp, output, net.loss, activs[-1], sop, targets)
         record("error", loss, f"{net.loss.name}(prediction, target)")
         phase = "backward"
-        delta = backprop.output_delta(xp, output, net.loss, activs[-1], targets, record, number=n_layers)
+        delta, _ = backprop.output_delta(xp, output, net.loss, activs[-1], sop, targets, record=record,
+                                         number=n_layers)
         backprop.backward(xp, net._layers, net._weights, activs, delta, record)
     return Trace(repr(net), tuple(steps))

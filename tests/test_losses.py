@@ -296,3 +296,14 @@ def test_loss_is_frozen():
     assert dict(loss.fused) == {}
     with pytest.raises(AttributeError):
         loss.name = "other"
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_value_and_gradient_together_equal_them_apart(backend, name):
+    prediction, _ = on_device(backend, P_CLASSES)
+    target, _ = on_device(backend, T_SOFT)
+    loss = LOSSES[name]
+    value, gradient = loss.value_and_gradient(backend.xp, prediction, target)
+    np.testing.assert_array_equal(fetch(backend, value), fetch(backend, loss.value(backend.xp, prediction, target)))
+    np.testing.assert_array_equal(fetch(backend, gradient),
+                                  fetch(backend, loss.gradient(backend.xp, prediction, target)))
