@@ -63,22 +63,18 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
 
     Its gradient is ``2 * scale * (p - t)`` over the same count; value and gradient share ``p - t``.
     """
-    def count(prediction: Array) -> int:
-        return prediction.size if per_output else prediction.shape[0]
-
-    def from_difference(xp: Namespace, diff: Array) -> Array:
-        flat = xp.reshape(diff, (-1,))  # the sum of squares as one dot product
-        return xp.vecdot(flat, flat) * scale / count(diff)
-
-    def value(xp: Namespace, prediction: Array, target: Array) -> Array:
-        return from_difference(xp, prediction - target)
-
-    def gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
-        return (prediction - target) * (2.0 * scale / count(prediction))
-
     def both(xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
         diff = prediction - target
-        return from_difference(xp, diff), diff * (2.0 * scale / count(diff))
+        count = diff.size if per_output else diff.shape[0]
+        flat = xp.reshape(diff, (-1,))  # the sum of squares as one dot product
+        return xp.vecdot(flat, flat) * scale / count, diff * (2.0 * scale / count)
+
+    def value(xp: Namespace, prediction: Array, target: Array) -> Array:
+        return both(xp, prediction, target)[0]
+
+    def gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+        diff = prediction - target
+        return diff * (2.0 * scale / (diff.size if per_output else diff.shape[0]))
 
     return Loss(name, value, gradient, both=both)
 
