@@ -63,18 +63,23 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
 
     Its gradient is ``2 * scale * (p - t)`` over the same count; value and gradient share ``p - t``.
     """
-    def both(xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
-        diff = prediction - target
-        count = diff.size if per_output else diff.shape[0]
+    def count(diff: Array) -> int:
+        return diff.size if per_output else diff.shape[0]
+
+    def value_of(xp: Namespace, diff: Array) -> Array:
         flat = xp.reshape(diff, (-1,))  # the sum of squares as one dot product
-        return xp.vecdot(flat, flat) * scale / count, diff * (2.0 * scale / count)
+        return xp.vecdot(flat, flat) * scale / count(diff)
 
     def value(xp: Namespace, prediction: Array, target: Array) -> Array:
-        return both(xp, prediction, target)[0]
+        return value_of(xp, prediction - target)
 
     def gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
         diff = prediction - target
-        return diff * (2.0 * scale / (diff.size if per_output else diff.shape[0]))
+        return diff * (2.0 * scale / count(diff))
+
+    def both(xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
+        diff = prediction - target
+        return value_of(xp, diff), diff * (2.0 * scale / count(diff))
 
     return Loss(name, value, gradient, both=both)
 
