@@ -104,8 +104,13 @@ class Backend:
         """Wait until all work queued on the device is done (for honest timing). No-op on the CPU."""
 
     def activate(self) -> contextlib.AbstractContextManager[Any]:
-        """Context in which operations run on this backend's device (matters on multi-GPU machines)."""
-        return contextlib.nullcontext()
+        """Context in which gdxp's math runs: on this backend's device, with IEEE overflow semantics.
+
+        The math relies on overflow giving infinity quietly, as it does on a GPU: ``1 / (1 + exp(-sop))``
+        is exactly 0 when ``exp`` overflows. NumPy (under array_api_strict too) would warn there, so on
+        the CPU this silences NumPy's overflow warning, and only that, inside gdxp's own computations.
+        """
+        return np.errstate(over="ignore")
 
     # -- seeded random numbers, drawn on the host ------------------------------------------------
 
@@ -148,6 +153,9 @@ class NumpyBackend(Backend):
         if device not in (None, "cpu"):
             raise ValueError(f"the numpy backend runs on device 'cpu' only, got device={device!r}")
         super().__init__(importlib.import_module("array_api_compat.numpy"), "cpu", dtype_name)
+
+    def to_float(self, arr: Array) -> float:
+        return float(arr)
 
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, np.ndarray)
