@@ -18,7 +18,7 @@ from typing import Any
 from .activations import Activation
 from .losses import Loss
 
-__all__ = ["Layer", "backward", "forward", "layers_for", "output_delta", "output_loss"]
+__all__ = ["Layer", "forward", "gradients", "layers_for", "output_loss"]
 
 Array = Any
 Namespace = Any
@@ -49,6 +49,8 @@ def forward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], x:
     last) and the output layer's sum of products."""
     activs = [x]
     sop = x
+    if record:
+        record("x", x, "the input sample")
     for layer in layers:
         sop = activs[-1] @ weights[layer.weights]
         if layer.bias is not None:
@@ -72,33 +74,44 @@ def output_loss(xp: Namespace, activation: Activation, loss: Loss, prediction: A
     return loss.value(xp, prediction, target)
 
 
-def output_delta(xp: Namespace, activation: Activation, loss: Loss, prediction: Array, sop: Array, target: Array,
-                 *, want_loss: bool = False, record: Recorder = None, number: int = 0) -> tuple[Array, Array | None]:
-    """error->sop of the output layer (layer ``number``, for the record): error->prediction times
-    prediction->sop, or the fused form; and with ``want_loss`` the loss too, sharing their work."""
-    fused = loss.fused.get(activation.name)
+def gradients(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Sequence[Array], x: Array,
+              target: Array, *, want_loss: bool = False,
+              record: Recorder = None) -> tuple[list[Array], Array | None, Array]:
+    """One forward and one backward pass: the gradient of the loss for every weight array (in the
+    order of ``weights``), the loss (with ``want_loss``, else None) and the prediction.
+
+    Written as one function on purpose: this is the training hot path, where every Python call
+    costs as much as a NumPy operation on the tutorials' tiny arrays.
+    """
+    activs, sop = forward(xp, layers, weights, x, record)
+    prediction, number = activs[-1], len(layers)
+    output = layers[-1].activation
+
+    # the output layer: error->sop = error->prediction * prediction->sop, or the fused form
+    fused, value, error_prediction = loss.fused.get(output.name), None, None
     if fused is not None:
         delta = fused.delta(xp, prediction, target)
-        if record:
-            record(f"error->sop{number}", delta,
-                   f"{activation.name} and {loss.name} cancel: (prediction - target) / n_samples")
-        return delta, fused.value(xp, sop, target) if want_loss else None
-    if want_loss:
-        value, error_prediction = loss.value_and_gradient(xp, prediction, target)
+        if want_loss or record:
+            value = fused.value(xp, sop, target)
     else:
-        value, error_prediction = None, loss.gradient(xp, prediction, target)
-    delta = activation.backward(xp, prediction, error_prediction)
+        if want_loss or record:
+            value, error_prediction = loss.value_and_gradient(xp, prediction, target)
+        else:
+            error_prediction = loss.gradient(xp, prediction, target)
+        delta = output.backward(xp, prediction, error_prediction)
     if record:
-        record("error->prediction", error_prediction, f"d {loss.name} / d prediction")
-        _record_derivative(xp, activation, prediction, "prediction", f"sop{number}", record)
-        record(f"error->sop{number}", delta, "error->prediction * prediction->sop (chain rule)")
-    return delta, value
+        record("prediction", prediction, f"activ{number}, the network's output")
+        record("target", target, "the wanted output")
+        record("error", value, f"{loss.name}(prediction, target)")
+        if fused is not None:
+            record(f"error->sop{number}", delta,
+                   f"{output.name} and {loss.name} cancel: (prediction - target) / n_samples")
+        else:
+            record("error->prediction", error_prediction, f"d {loss.name} / d prediction")
+            _record_derivative(xp, output, prediction, "prediction", f"sop{number}", record)
+            record(f"error->sop{number}", delta, "error->prediction * prediction->sop (chain rule)")
 
-
-def backward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], activs: Sequence[Array],
-             delta: Array, record: Recorder = None) -> list[Array]:
-    """Gradients of the loss for every weight array, in the order of ``weights``, the output
-    layer's ``delta`` (error->sop) given."""
+    # back through the layers: each layer's gradient from its input and its error->sop
     grads: list[Array] = [None] * len(weights)
     for index in range(len(layers) - 1, -1, -1):
         layer, number, layer_input = layers[index], index + 1, activs[index]
@@ -114,14 +127,14 @@ def backward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], a
         if index == 0:
             break
         error_activ = delta @ weights[layer.weights].T
-        previous = layers[index - 1].activation
-        delta = previous.backward(xp, activs[index], error_activ)
+        previous = layers[index - 1].activation  # a hidden layer's: elementwise, so it has a derivative
+        delta = error_activ * previous.derivative(xp, activs[index])
         if record:
             record(f"sop{number}->activ{index}", weights[layer.weights], f"d sop{number} / d activ{index} = W{number}")
             record(f"error->activ{index}", error_activ, f"error->sop{number} @ W{number}.T")
             _record_derivative(xp, previous, activs[index], f"activ{index}", f"sop{index}", record)
             record(f"error->sop{index}", delta, f"error->activ{index} * activ{index}->sop{index}")
-    return grads
+    return grads, value, prediction
 
 
 def _record_derivative(xp: Namespace, activation: Activation, activ: Array, out: str, sop: str,

@@ -35,20 +35,20 @@ class FusedOutput:
 class Loss:
     """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction.
 
-    ``both``, where given, computes the two together, sharing the work they have in common.
+    ``value_and_gradient`` computes the two together; a loss whose two share work (``p - t``) gives
+    its own, otherwise it is the two calls one after the other.
     """
 
     name: str
     value: LossFunction
     gradient: LossFunction
     fused: Mapping[str, FusedOutput] = field(default_factory=dict)
-    both: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
+    value_and_gradient: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
 
-    def value_and_gradient(self, xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
-        """The loss and d loss / d prediction, each as ``value`` and ``gradient`` would give them."""
-        if self.both is not None:
-            return self.both(xp, prediction, target)
-        return self.value(xp, prediction, target), self.gradient(xp, prediction, target)
+    def __post_init__(self) -> None:
+        if self.value_and_gradient is None:
+            value, gradient = self.value, self.gradient
+            object.__setattr__(self, "value_and_gradient", lambda xp, p, t: (value(xp, p, t), gradient(xp, p, t)))
 
     def __repr__(self) -> str:
         return f"Loss({self.name!r})"
@@ -63,25 +63,25 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
 
     Its gradient is ``2 * scale * (p - t)`` over the same count; value and gradient share ``p - t``.
     """
-    def count(diff: Array) -> int:
-        return diff.size if per_output else diff.shape[0]
-
-    def value_of(xp: Namespace, diff: Array) -> Array:
-        flat = xp.reshape(diff, (-1,))  # the sum of squares as one dot product
-        return xp.vecdot(flat, flat) * scale / count(diff)
+    def mean_factor(diff: Array) -> float:
+        return scale / (diff.size if per_output else diff.shape[0])
 
     def value(xp: Namespace, prediction: Array, target: Array) -> Array:
-        return value_of(xp, prediction - target)
+        diff = prediction - target
+        flat = xp.reshape(diff, (-1,))  # the sum of squares as one dot product
+        return xp.vecdot(flat, flat) * mean_factor(diff)
 
     def gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
         diff = prediction - target
-        return diff * (2.0 * scale / count(diff))
+        return diff * (2.0 * mean_factor(diff))
 
     def both(xp: Namespace, prediction: Array, target: Array) -> tuple[Array, Array]:
         diff = prediction - target
-        return value_of(xp, diff), diff * (2.0 * scale / count(diff))
+        factor = scale / (diff.size if per_output else diff.shape[0])  # mean_factor, inline on the hot path
+        flat = xp.reshape(diff, (-1,))
+        return xp.vecdot(flat, flat) * factor, diff * (2.0 * factor)
 
-    return Loss(name, value, gradient, both=both)
+    return Loss(name, value, gradient, value_and_gradient=both)
 
 
 def _clip_probability(xp: Namespace, prediction: Array) -> Array:

@@ -149,7 +149,7 @@ class Network:
         """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device."""
         with self.backend.activate():
             inputs, targets = self._batch(x, y, check_values=True)
-            return self._backpropagate(inputs, targets, want_loss=False)[0]
+            return backprop.gradients(self.backend.xp, self._layers, self.loss, self._weights, inputs, targets)[0]
 
     def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False,
              check_finite: bool = True) -> Array | None:
@@ -213,20 +213,14 @@ class Network:
         activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
         return backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets), activs[-1]
 
-    def _backpropagate(self, inputs: Array, targets: Array, *, want_loss: bool,
-                       ) -> tuple[list[Array], Array | None, Array]:
-        """Gradients (in weight order), the loss (if wanted) and the prediction, all on the device."""
-        xp, output = self.backend.xp, self.activations[-1]
-        activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
-        delta, loss = backprop.output_delta(xp, output, self.loss, activs[-1], sop, targets, want_loss=want_loss)
-        return backprop.backward(xp, self._layers, self._weights, activs, delta), loss, activs[-1]
-
     def _descend(self, inputs: Array, targets: Array, learning_rate: float, optimizer: Optimizer, *,
                  want_loss: bool) -> tuple[Array | None, Array]:
         """One optimizer step on a checked batch; returns the loss before it (if wanted) and the prediction."""
-        grads, loss, prediction = self._backpropagate(inputs, targets, want_loss=want_loss)
+        xp = self.backend.xp
+        grads, loss, prediction = backprop.gradients(xp, self._layers, self.loss, self._weights, inputs, targets,
+                                                     want_loss=want_loss)
         # a new list swapped in at once: an interrupted step never leaves half the weights updated
-        self._weights = optimizer.apply(self.backend.xp, self._weights, grads, learning_rate)
+        self._weights = optimizer.apply(xp, self._weights, grads, learning_rate)
         return loss, prediction
 
 

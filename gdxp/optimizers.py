@@ -68,9 +68,9 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
-                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        return [w - learning_rate * g for w, g in zip(weights, grads)], []
+    def apply(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array], learning_rate: float) -> list[Array]:
+        self.steps += 1  # no state to keep: one expression per array, without the stateful optimizers' steps
+        return [w - learning_rate * g for w, g in zip(weights, grads)]
 
 
 class Momentum(Optimizer):

@@ -77,26 +77,19 @@ class Trace:
 
 def trace(net: Network, x: Any, y: Any) -> Trace:
     """Record one forward and backward pass of ``net`` on one sample ``(x, y)``; changes nothing."""
-    backend, xp = net.backend, net.backend.xp
+    backend = net.backend
     steps: list[TraceStep] = []
     phase = "forward"
 
     def record(name: str, value: Any, meaning: str) -> None:
+        nonlocal phase
         steps.append(TraceStep(phase, name, meaning, backend.to_numpy(value).copy()))
+        if name == "error":  # the forward pass ends with the loss; the chain rule starts from it
+            phase = "backward"
 
     with backend.activate():
         inputs, targets = net._batch(x, y, check_values=True)
         if inputs.shape[0] != 1:
             raise ValueError(f"trace follows one sample, got {inputs.shape[0]}")
-        output, n_layers = net.activations[-1], len(net.sizes) - 1
-        record("x", inputs, "the input sample")
-        activs, sop = backprop.forward(xp, net._layers, net._weights, inputs, record)
-        record("prediction", activs[-1], f"activ{n_layers}, the network's output")
-        record("target", targets, "the wanted output")
-        loss = backprop.output_loss(xp, output, net.loss, activs[-1], sop, targets)
-        record("error", loss, f"{net.loss.name}(prediction, target)")
-        phase = "backward"
-        delta, _ = backprop.output_delta(xp, output, net.loss, activs[-1], sop, targets, record=record,
-                                         number=n_layers)
-        backprop.backward(xp, net._layers, net._weights, activs, delta, record)
+        backprop.gradients(backend.xp, net._layers, net.loss, net._weights, inputs, targets, record=record)
     return Trace(repr(net), tuple(steps))

@@ -138,15 +138,15 @@ def test_ctrl_c_leaves_the_weights_of_the_last_completed_step(monkeypatch):
     x, y = make_problem(8)
     net = gdxp.Network([3, 4, 2], seed=9)
     twin = net.copy()
-    real_backward, calls = gdxp.backprop.backward, []
+    real_gradients, calls = gdxp.backprop.gradients, []
 
-    def interrupted_backward(*args, **kwargs):
+    def interrupted_gradients(*args, **kwargs):
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt
-        return real_backward(*args, **kwargs)
+        return real_gradients(*args, **kwargs)
 
-    monkeypatch.setattr(gdxp.backprop, "backward", interrupted_backward)
+    monkeypatch.setattr(gdxp.backprop, "gradients", interrupted_gradients)
     with pytest.raises(KeyboardInterrupt):
         net.fit(x, y, epochs=10, learning_rate=0.3, batch_size=2, shuffle=False, optimizer="adam", verbose=0)
     monkeypatch.undo()
