@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -154,3 +155,17 @@ def test_cupy_without_a_gpu_says_why(monkeypatch):
 def test_importing_gdxp_does_not_import_cupy():
     code = "import sys, gdxp; gdxp.Network([2, 1]); sys.exit('cupy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+def test_activate_keeps_overflow_quiet_and_nothing_else(name):
+    backend = gdxp.get_backend(name)
+    xp, big = backend.xp, backend.asarray([1000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with backend.activate():
+            assert host(backend, 1.0 / (1.0 + xp.exp(big)))[0] == 0.0  # exp overflows to inf, quietly
+            with pytest.raises(RuntimeWarning, match="divide"):
+                backend.asarray([1.0]) / backend.asarray([0.0])
+    with pytest.warns(RuntimeWarning, match="overflow"):  # outside gdxp's math, NumPy's settings stand
+        xp.exp(big)
