@@ -80,10 +80,14 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
     progress = Progress(epochs, verbose)
     best_loss, best_weights, waited = math.inf, None, 0
     previous = current = _snapshot(net, optimizer)
+    one_batch = size >= inputs.shape[0]  # then the order of samples cannot change the step
     try:
         for epoch in range(1, epochs + 1):
             previous, current = current, _snapshot(net, optimizer)
-            loss, prediction = _epoch(net, optimizer, inputs, targets, size, shuffle, rate)
+            if one_batch:  # the tutorials' case, where the epoch loop's own cost shows
+                loss, prediction = net._descend(inputs, targets, rate, optimizer, want_loss=True)
+            else:
+                loss, prediction = _epoch(net, optimizer, inputs, targets, size, shuffle, rate)
             if validation is None and not record_predictions:  # the common case: one number
                 train_loss, val_loss = net.backend.to_float(loss), None
             else:
@@ -121,11 +125,9 @@ def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, va
 
 def _epoch(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, size: int, shuffle: bool,
            rate: float) -> tuple[Array, Array]:
-    """One pass over the data: the mean loss over the samples (0-d, on the device) and the last
-    batch's prediction."""
+    """One pass over the data in batches of ``size`` (fewer than the samples): the mean loss over
+    the samples (0-d, on the device) and the last batch's prediction."""
     n_samples = inputs.shape[0]
-    if size >= n_samples:  # one batch: the order of samples cannot change the step
-        return net._descend(inputs, targets, rate, optimizer, want_loss=True)
     if shuffle:
         xp = net.backend.xp
         order = net.backend.permutation(net._shuffle_rng, n_samples)
