@@ -5,8 +5,8 @@ them: the sum of products ``sop = activ_prev @ W + b``, the activation ``activ =
 factors error->prediction, prediction->sop and sop->W whose product is each weight's gradient.
 ``delta`` is error->sop, the factor all of a layer's weights share.
 
-Every function takes an optional ``record(name, value, meaning)`` callback that sees each named
-intermediate; :mod:`gdxp.trace` uses it to print a walkthrough. Training passes None and pays nothing.
+:func:`forward` and :func:`gradients` take an optional ``record(name, value, meaning)`` callback that
+sees each named intermediate; :mod:`gdxp.trace` uses it to print a walkthrough. Training passes None.
 """
 
 from __future__ import annotations
