@@ -1,23 +1,27 @@
-"""How fast is a gdxp training step next to hand-written NumPy, the tutorials' own loop and PyTorch?
+"""How fast is a gdxp training step next to hand-written array code, the tutorials' own loop and PyTorch?
 
-Two workloads, each timed in one process with its contenders interleaved (a rotating order), several
+Each workload is timed in one process with its contenders interleaved (a rotating order), several
 times each; the script prints the median and the best time per step and their ratios to the floor,
 which stay meaningful on a shared, noisy machine.
 
 1. The tutorials' 3-5-1 sigmoid network, one sample per step, float64 (their run is 80,000 steps;
    a quarter of it per run, repeated, says the same per step with more runs to take the best of).
 2. A 784-256-256-10 ReLU network with softmax and cross-entropy, batches of 256, float32.
+3. With ``--wide W``: a W-W-W-10 ReLU network at batch W, float32 (``--wide 4096`` on a GPU), with
+   the rate each contender reaches against the backend's own measured W x W matrix-product rate.
 
 Contenders:
-- NumPy floor: the leanest inline vectorized code for the same math (forward, loss, backward, update).
+- floor: the leanest inline vectorized code for the same math (forward, loss, backward, update): NumPy
+  on the CPU for workload 1, the chosen backend's namespace for workloads 2 and 3.
 - gdxp fit: ``net.fit`` (one batch per epoch), recording the loss of every step.
 - gdxp step: ``net.step`` in a Python loop on arrays already on the device.
 - tutorial loop: part 4's per-neuron loop (``tutorial_loops.py``), workload 1 only.
 - torch: PyTorch autograd with ``torch.optim.SGD`` on the CPU (and on CUDA when there is one), when
   PyTorch is installed.
 
-Run: ``python examples/benchmark.py [--steps 20000] [--batches 100] [--repeats 7] [--backend numpy]``
-(unset OPENBLAS_CORETYPE first where it is set, so NumPy picks its fastest kernels).
+Run: ``python examples/benchmark.py [--steps 20000] [--batches 100] [--repeats 7] [--backend numpy]
+[--wide 0] [--wide-steps 20]`` (unset OPENBLAS_CORETYPE first where it is set, so NumPy picks its
+fastest kernels). On a GPU: ``python examples/benchmark.py --backend cupy --wide 4096``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import importlib.util
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from tutorial_loops import part4_loop
@@ -39,8 +44,10 @@ SMALL_RATE = 0.001
 LARGE_SIZES = (784, 256, 256, 10)
 LARGE_BATCH = 256
 LARGE_RATE = 0.01
+OUTPUTS = 10
 
 Run = Callable[[], object]
+Array = Any
 
 
 # -- workload 1: the tutorials' network, one sample per step ----------------------------------------
@@ -62,66 +69,98 @@ def small_floor(w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> list[
 
 
 def small_workload(backend: str, steps: int) -> dict[str, Run]:
-    def network() -> gdxp.Network:
-        return gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0, backend=backend)
+    def network(on: str = backend) -> gdxp.Network:
+        return gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0, backend=on,
+                            dtype="float64")
+
+    def fit(on: str = backend) -> gdxp.History:
+        return network(on).fit(X, TARGET, epochs=steps, learning_rate=SMALL_RATE, batch_size=1, verbose=0)
 
     w_hidden, w_output = network().get_weights()
     runs = {
-        "numpy floor": lambda: small_floor(w_hidden, w_output, steps),
-        "gdxp fit": lambda: network().fit(X, TARGET, epochs=steps, learning_rate=SMALL_RATE, batch_size=1,
-                                          verbose=0),
+        "floor": lambda: small_floor(w_hidden, w_output, steps),
+        "gdxp fit": fit,
         "gdxp step": lambda: step_loop(network(), X[None, :], TARGET[None, :], SMALL_RATE, steps),
         "tutorial loop": lambda: part4_loop(X, TARGET, w_hidden.T, w_output.T, SMALL_RATE, steps),
     }
+    if backend != "numpy":  # the same step on the CPU, the figure a GPU's is judged against
+        runs["gdxp fit numpy"] = lambda: fit("numpy")
     runs.update(torch_runs([w_hidden, w_output], X[None, :], TARGET[None, :], SMALL_RATE, steps, "float64",
                            classify=False))
     return runs
 
 
-# -- workload 2: a wide network on mini-batches ----------------------------------------------------
+# -- workloads 2 and 3: wide ReLU networks on batches ---------------------------------------------
 
-def large_floor(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, steps: int) -> list[float]:
-    """Full-batch descent on the ReLU/softmax network with fused cross-entropy, written inline."""
+def relu_floor(backend: gdxp.backend.Backend, weights: list[Array], x: Array, y: Array, steps: int) -> list[float]:
+    """Full-batch descent on a ReLU/softmax network with fused cross-entropy, written inline against
+    the backend's namespace (so on a GPU it is the same floor in CuPy)."""
+    xp = backend.xp
     w1, b1, w2, b2, w3, b3 = weights
     n = x.shape[0]
     losses = []
     for _ in range(steps):
-        a1 = np.maximum(x @ w1 + b1, 0.0)
-        a2 = np.maximum(a1 @ w2 + b2, 0.0)
+        a1 = xp.maximum(x @ w1 + b1, 0.0)
+        a2 = xp.maximum(a1 @ w2 + b2, 0.0)
         sop = a2 @ w3 + b3
-        shifted = sop - sop.max(axis=1, keepdims=True)
-        log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        losses.append(float(-(y * log_softmax).sum() / n))
-        d3 = (np.exp(log_softmax) - y) / n
-        d2 = (d3 @ w3.T) * (a2 > 0)
-        d1 = (d2 @ w2.T) * (a1 > 0)
-        w3, b3 = w3 - LARGE_RATE * (a2.T @ d3), b3 - LARGE_RATE * d3.sum(axis=0)
-        w2, b2 = w2 - LARGE_RATE * (a1.T @ d2), b2 - LARGE_RATE * d2.sum(axis=0)
-        w1, b1 = w1 - LARGE_RATE * (x.T @ d1), b1 - LARGE_RATE * d1.sum(axis=0)
+        shifted = sop - xp.max(sop, axis=1, keepdims=True)
+        log_softmax = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        losses.append(backend.to_float(-xp.sum(y * log_softmax) / n))
+        d3 = (xp.exp(log_softmax) - y) / n
+        d2 = (d3 @ w3.T) * xp.astype(a2 > 0, a2.dtype)
+        d1 = (d2 @ w2.T) * xp.astype(a1 > 0, a1.dtype)
+        w3, b3 = w3 - LARGE_RATE * (a2.T @ d3), b3 - LARGE_RATE * xp.sum(d3, axis=0)
+        w2, b2 = w2 - LARGE_RATE * (a1.T @ d2), b2 - LARGE_RATE * xp.sum(d2, axis=0)
+        w1, b1 = w1 - LARGE_RATE * (x.T @ d1), b1 - LARGE_RATE * xp.sum(d1, axis=0)
     return losses
 
 
-def large_workload(backend: str, steps: int) -> dict[str, Run]:
+def relu_workload(backend: str, sizes: tuple[int, ...], batch: int, steps: int) -> dict[str, Run]:
     def network() -> gdxp.Network:
-        return gdxp.Network(LARGE_SIZES, activation="relu", output_activation="softmax", loss="cross_entropy",
+        return gdxp.Network(sizes, activation="relu", output_activation="softmax", loss="cross_entropy",
                             init="he_normal", seed=0, backend=backend, dtype="float32")
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(LARGE_BATCH, LARGE_SIZES[0])).astype(np.float32)
-    y = np.eye(LARGE_SIZES[-1], dtype=np.float32)[rng.integers(0, LARGE_SIZES[-1], LARGE_BATCH)]
-    weights = network().get_weights()
+    x = rng.normal(size=(batch, sizes[0])).astype(np.float32)
+    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    host_weights = network().get_weights()
+    device = gdxp.get_backend(backend, dtype="float32")
+    weights, inputs, targets = [device.asarray(w) for w in host_weights], device.asarray(x), device.asarray(y)
     runs = {
-        "numpy floor": lambda: large_floor(weights, x, y, steps),
-        "gdxp fit": lambda: network().fit(x, y, epochs=steps, learning_rate=LARGE_RATE, verbose=0),
-        "gdxp step": lambda: step_loop(network(), x, y, LARGE_RATE, steps),
+        "floor": lambda: relu_floor(device, weights, inputs, targets, steps),
+        "gdxp fit": lambda: network().fit(inputs, targets, epochs=steps, learning_rate=LARGE_RATE, verbose=0),
+        "gdxp step": lambda: step_loop(network(), inputs, targets, LARGE_RATE, steps),
     }
-    runs.update(torch_runs(weights, x, y, LARGE_RATE, steps, "float32", classify=True))
+    runs.update(torch_runs(host_weights, x, y, LARGE_RATE, steps, "float32", classify=True))
     return runs
+
+
+def training_flops(sizes: tuple[int, ...], batch: int) -> int:
+    """Multiply-adds x 2 of one step's matrix products: the forward pass, each layer's weight gradient,
+    and the error passed back to every layer but the first."""
+    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * batch * (2 * sum(products) + sum(products[1:]))
+
+
+def matmul_rate(backend: str, size: int, repeats: int) -> float:
+    """The backend's float32 matrix-product rate (FLOP/s) on two size x size matrices, median of runs."""
+    device = gdxp.get_backend(backend, dtype="float32")
+    rng = np.random.default_rng(1)
+    a, b = (device.asarray(rng.normal(size=(size, size))) for _ in range(2))
+    a @ b
+    device.synchronize()
+    times = []
+    for _ in range(max(repeats, 3)):
+        start = time.perf_counter()
+        a @ b
+        device.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
 
 
 # -- shared pieces -----------------------------------------------------------------------------------
 
-def step_loop(net: gdxp.Network, x: np.ndarray, y: np.ndarray, rate: float, steps: int) -> gdxp.Network:
+def step_loop(net: gdxp.Network, x: Array, y: Array, rate: float, steps: int) -> gdxp.Network:
     inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
     for _ in range(steps):
         net.step(inputs, targets, learning_rate=rate, check_finite=False)
@@ -181,22 +220,33 @@ def measure(runs: dict[str, Run], repeats: int) -> dict[str, list[float]]:
     return seconds
 
 
-def report(title: str, seconds: dict[str, list[float]], steps: int) -> None:
+def report(title: str, seconds: dict[str, list[float]], steps: int, flops: int | None = None,
+           peak: float | None = None) -> None:
     """Median and best time per step, and each as a ratio to the floor's: on a shared machine the
-    best of several runs is the least disturbed estimate of what the code itself costs."""
+    best of several runs is the least disturbed estimate of what the code itself costs. With the
+    step's ``flops`` and the measured matrix-product ``peak``, also the rate each best run reached."""
     median = {name: 1e6 * statistics.median(s) / steps for name, s in seconds.items()}
     best = {name: 1e6 * min(s) / steps for name, s in seconds.items()}
+    rates = flops is not None and peak is not None
     print(f"\n{title}, {steps:,} steps")
-    print(f"{'contender':<15}{'median us':>11}{'x floor':>9}{'best us':>10}{'x floor':>9}{'x gdxp fit':>12}")
+    print(f"{'contender':<15}{'median us':>11}{'x floor':>9}{'best us':>10}{'x floor':>9}{'x gdxp fit':>12}"
+          + (f"{'TFLOP/s':>9}{'x matmul':>10}" if rates else ""))
     for name in seconds:
-        print(f"{name:<15}{median[name]:>11.1f}{median[name] / median['numpy floor']:>9.2f}{best[name]:>10.1f}"
-              f"{best[name] / best['numpy floor']:>9.2f}{median[name] / median['gdxp fit']:>12.2f}")
+        line = (f"{name:<15}{median[name]:>11.1f}{median[name] / median['floor']:>9.2f}{best[name]:>10.1f}"
+                f"{best[name] / best['floor']:>9.2f}{median[name] / median['gdxp fit']:>12.2f}")
+        if rates:
+            rate = flops / (best[name] * 1e-6)
+            line += f"{rate / 1e12:>9.2f}{rate / peak:>10.2f}"
+        print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="steps of workload 1 per run")
     parser.add_argument("--batches", type=int, default=100, help="steps of workload 2 per run")
+    parser.add_argument("--wide", type=int, default=0,
+                        help="width W of workload 3, W-W-W-10 at batch W (4096 on a GPU; 0 skips it)")
+    parser.add_argument("--wide-steps", type=int, default=20, help="steps of workload 3 per run")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--backend", default="numpy", choices=gdxp.backend.BACKEND_NAMES)
     args = parser.parse_args()
@@ -206,10 +256,20 @@ def main() -> None:
 
         versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     print(f"{args.repeats} runs each, interleaved; {versions}")
-    report("3-5-1 sigmoid, one sample per step, float64", measure(small_workload(args.backend, args.steps),
-                                                                    args.repeats), args.steps)
-    report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32",
-           measure(large_workload(args.backend, args.batches), args.repeats), args.batches)
+    report("3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU)",
+           measure(small_workload(args.backend, args.steps), args.repeats), args.steps)
+    report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32 (floor: inline on {args.backend})",
+           measure(relu_workload(args.backend, LARGE_SIZES, LARGE_BATCH, args.batches), args.repeats), args.batches)
+    if args.wide:
+        sizes = (args.wide, args.wide, args.wide, OUTPUTS)
+        peak = matmul_rate(args.backend, args.wide, args.repeats)
+        square = f"{args.wide}x{args.wide}"
+        print(f"\n{square} @ {square} float32 on {args.backend}: {peak / 1e12:.2f} TFLOP/s "
+              f"(median of {max(args.repeats, 3)}), the peak the rates below are compared with")
+        network = "-".join(map(str, sizes))
+        title = f"{network} relu/softmax, batch {args.wide}, float32 (floor: inline on {args.backend})"
+        report(title, measure(relu_workload(args.backend, sizes, args.wide, args.wide_steps), args.repeats),
+               args.wide_steps, flops=training_flops(sizes, args.wide), peak=peak)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -71,17 +72,62 @@ def test_digits_reaches_95_percent_on_held_out_images(tmp_path):
     assert (tmp_path / "digits.png").exists()
 
 
-def test_benchmark_runs_both_workloads_and_prints_ratios():
-    out = run_example("benchmark.py", "--steps", "50", "--batches", "2", "--repeats", "1")
+def test_benchmark_runs_every_workload_and_prints_ratios():
+    out = run_example("benchmark.py", "--steps", "50", "--batches", "2", "--repeats", "1", "--wide", "32",
+                      "--wide-steps", "2")
     sections = out.split("\n\n")[1:]
     assert [s.splitlines()[0] for s in sections] == [
-        "3-5-1 sigmoid, one sample per step, float64, 50 steps",
-        "784-256-256-10 relu/softmax, batch 256, float32, 2 steps"]
-    for section, expected in zip(sections, ({"numpy floor", "gdxp fit", "gdxp step", "tutorial loop"},
-                                            {"numpy floor", "gdxp fit", "gdxp step"})):
-        rows = {line[:15].strip(): line.split()[-2:] for line in section.splitlines()[2:]}
+        "3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU), 50 steps",
+        "784-256-256-10 relu/softmax, batch 256, float32 (floor: inline on numpy), 2 steps",
+        "32x32 @ 32x32 float32 on numpy: " + sections[2].split(": ")[1],
+        "32-32-32-10 relu/softmax, batch 32, float32 (floor: inline on numpy), 2 steps"]
+    assert re.search(r"\d+\.\d\d TFLOP/s \(median of 3\)", sections[2])
+    for section, expected in zip(sections[:2] + sections[3:], ({"floor", "gdxp fit", "gdxp step", "tutorial loop"},
+                                                              {"floor", "gdxp fit", "gdxp step"},
+                                                              {"floor", "gdxp fit", "gdxp step"})):
+        rows = {line[:15].strip(): line[15:].split() for line in section.splitlines()[2:]}
         assert expected <= set(rows) and set(rows) - expected <= {"torch cpu", "torch cuda"}
-        assert rows["numpy floor"][0] == "1.00" and rows["gdxp fit"][1] == "1.00"
+        # median, x floor, best, x floor, x gdxp fit (then TFLOP/s and x matmul for the wide network)
+        assert rows["floor"][1] == rows["floor"][3] == "1.00" and rows["gdxp fit"][4] == "1.00"
+    assert sections[3].splitlines()[1].endswith("TFLOP/s  x matmul")
+    assert all(len(line[15:].split()) == 7 for line in sections[3].splitlines()[2:])
+
+
+def test_benchmark_on_another_backend_also_times_the_numpy_step():
+    out = run_example("benchmark.py", "--steps", "5", "--batches", "1", "--repeats", "1",
+                      "--backend", "array_api_strict")
+    tiny, wide = out.split("\n\n")[1:]
+    assert "backend array_api_strict" in out.splitlines()[0]
+    assert "gdxp fit numpy" in tiny and "(floor: inline on array_api_strict)" in wide
+
+
+def test_benchmark_floors_compute_what_gdxp_computes():
+    import benchmark
+
+    import gdxp
+
+    net = gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0)
+    w_hidden, w_output = net.get_weights()
+    history = net.fit(benchmark.X, benchmark.TARGET, epochs=20, learning_rate=benchmark.SMALL_RATE, batch_size=1,
+                      verbose=0)
+    np.testing.assert_allclose(benchmark.small_floor(w_hidden, w_output, 20), history.loss, rtol=1e-12)
+
+    sizes, batch = (6, 5, 4, 3), 7
+    runs = benchmark.relu_workload("numpy", sizes, batch, 4)
+    net = gdxp.Network(sizes, activation="relu", output_activation="softmax", loss="cross_entropy",
+                       init="he_normal", seed=0, dtype="float32")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, sizes[0])).astype(np.float32)
+    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    history = net.fit(x, y, epochs=4, learning_rate=benchmark.LARGE_RATE, verbose=0)
+    np.testing.assert_allclose(runs["floor"](), history.loss, rtol=1e-5)
+
+
+def test_training_flops_counts_every_matrix_product():
+    import benchmark
+
+    # forward 3x4 and 4x2 products, their two weight gradients, and the error sent back through W2
+    assert benchmark.training_flops((3, 4, 2), 5) == 2 * 5 * (3 * 4 + 4 * 2 + 3 * 4 + 4 * 2 + 4 * 2)
 
 
 def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
