@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from ._typing import Array, Namespace
 from .registry import lookup
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
-Array = Any
-Namespace = Any
 
 LEAKY_RELU_SLOPE = 0.01
 

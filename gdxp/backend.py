@@ -20,6 +20,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._typing import Array
+
 __all__ = [
     "BACKEND_NAMES",
     "ENV_VAR",
@@ -34,8 +36,6 @@ BACKEND_NAMES = ("numpy", "cupy", "array_api_strict")
 ENV_VAR = "GDXP_BACKEND"
 FLOAT_DTYPES = ("float32", "float64")
 _INSTALL_CUPY = "pip install 'gdxp[cuda12]' (or 'gdxp[cuda13]' for CUDA 13)"
-
-Array = Any
 
 
 class BackendUnavailableError(RuntimeError):

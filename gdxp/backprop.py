@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from ._typing import Array, Namespace
 from .activations import Activation
 from .losses import Loss
 
 __all__ = ["Layer", "forward", "gradients", "layers_for", "output_loss"]
 
-Array = Any
-Namespace = Any
 Recorder = Callable[[str, Array, str], None] | None
 
 

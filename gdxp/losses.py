@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from ._typing import Array, Namespace
 from .registry import lookup
 
 __all__ = ["LOSSES", "FusedOutput", "Loss", "get_loss"]
 
-Array = Any
-Namespace = Any
 LossFunction = Callable[[Namespace, Array, Array], Array]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["accuracy"]
+from ._typing import Array
 
-Array = Any
+__all__ = ["accuracy"]
 
 
 def accuracy(xp: Any, output_activation: str, prediction: Array, target: Array) -> Array | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import backprop, validation
+from ._typing import Array
 from .activations import Activation, get_activation
 from .backend import Backend, get_backend
 from .initializers import get_initializer
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 __all__ = ["Network"]
-
-Array = Any
 
 
 class Network:

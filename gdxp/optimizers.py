@@ -12,12 +12,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from ._typing import Array
 from .registry import lookup
 from .validation import check_positive_number
 
 __all__ = ["OPTIMIZERS", "Adam", "Momentum", "Optimizer", "SGD", "get_optimizer"]
-
-Array = Any
 
 
 class Optimizer:
@@ -43,17 +42,17 @@ class Optimizer:
         if self.state_size:
             if not self.state:
                 self.state = [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
-            self.check_state(weights)
+            self.check_state([tuple(w.shape) for w in weights])
         step = self.steps + 1
         new_weights, new_state = self._update(xp, weights, grads, learning_rate, step)
         self.state, self.steps = new_state, step
         return new_weights
 
-    def check_state(self, weights: Sequence[Array]) -> None:
-        """Refuse state that belongs to a network of another shape."""
+    def check_state(self, expected: Sequence[tuple[int, ...]]) -> None:
+        """Refuse state that belongs to a network whose weights have other shapes than ``expected``."""
+        expected = [tuple(shape) for shape in expected]
         for slot in self.state:
             shapes = [tuple(a.shape) for a in slot]
-            expected = [tuple(w.shape) for w in weights]
             if shapes != expected:
                 raise ValueError(f"{type(self).__name__} holds state for weights of shapes {shapes}, "
                                  f"but this network's are {expected}; use a new optimizer")

@@ -120,7 +120,7 @@ def _restore_optimizer(net: Network, data: dict[str, np.ndarray], path: Any) -> 
             raise ValueError(f"{path} lacks optimizer state arrays {', '.join(absent)}")
         with net.backend.activate():
             optimizer.state = [[net.backend.asarray(data[key]) for key in slot] for slot in keys]
-        optimizer.check_state(net.get_weights())
+        optimizer.check_state(net.weight_shapes())
     return optimizer
 
 

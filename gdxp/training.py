@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._typing import Array
 from .history import History
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["TrainingDiverged", "fit"]
-
-Array = Any
 
 
 class TrainingDiverged(ArithmeticError):
@@ -58,7 +57,7 @@ def fit(net: Network, x: Any, y: Any, *, epochs: int, learning_rate: float, batc
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     verbose = check_whole_number(verbose, "verbose", minimum=0)
     chosen = _choose_optimizer(net, optimizer)
-    chosen.check_state(net.get_weights())  # before it is attached: a refused optimizer changes nothing
+    chosen.check_state(net.weight_shapes())  # before it is attached: a refused optimizer changes nothing
     backend = net.backend
     with backend.activate():
         inputs, targets = net._batch(x, y, check_values=True)

@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ._typing import Array
 from .backend import Backend
 
 __all__ = ["as_inputs", "as_targets", "check_finite", "check_positive_number", "check_whole_number"]
-
-Array = Any
 
 
 def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True) -> tuple[Array, bool]:
