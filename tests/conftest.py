@@ -1,19 +1,16 @@
-"""One parametrized ``backend`` fixture runs every math test on each array library and device.
+"""What pytest itself reads: the parametrized ``backend`` fixture, the hypothesis profile, the examples path.
 
-Following scikit-learn's ``yield_namespace_device_dtype_combinations``: numpy (float64, float32),
-array_api_strict on its CPU device (float64) and on the simulated ``device1`` (float32), where any
-silent mixing of devices raises, and cupy when a GPU is usable (skipped with the reason otherwise).
+The helpers the tests import live in ``helpers.py``; the configurations the fixture runs on are
+``helpers.backend_combinations()``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import backend_combinations, make_backend
 from hypothesis import settings
 
 import gdxp
@@ -25,75 +22,7 @@ settings.register_profile("gdxp", derandomize=True, deadline=None, max_examples=
 settings.load_profile("gdxp")
 
 
-def backend_combinations():
-    """(backend, device, dtype) for every configuration the math must hold on."""
-    yield pytest.param(("numpy", None, "float64"), id="numpy-float64")
-    yield pytest.param(("numpy", None, "float32"), id="numpy-float32")
-    yield pytest.param(("array_api_strict", "CPU_DEVICE", "float64"), id="strict-cpu-float64")
-    yield pytest.param(("array_api_strict", "device1", "float32"), id="strict-device1-float32")
-    yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
-    yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
-
-
-def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
-    """The backend, or a skip that says why it cannot run here."""
-    status = gdxp.available_backends()[name]
-    if not status.usable:
-        pytest.skip(f"{name} unavailable: {status.reason}")
-    return gdxp.get_backend(name, device=device, dtype=dtype)
-
-
 @pytest.fixture(params=list(backend_combinations()))
 def backend(request) -> gdxp.Backend:
+    """Each math test once per array library, device and dtype; a skip with the reason where one cannot run."""
     return make_backend(*request.param)
-
-
-def tolerance(backend: gdxp.Backend) -> dict[str, float]:
-    """rtol/atol for comparing results of this backend's dtype with float64 references."""
-    if backend.dtype_name == "float64":
-        return {"rtol": 1e-12, "atol": 1e-14}
-    return {"rtol": 2e-5, "atol": 1e-6}
-
-
-def host(backend: gdxp.Backend, arr) -> np.ndarray:
-    """A device array's values on the host, after checking it lives where the backend keeps arrays."""
-    assert arr.device == backend.device or backend.name == "cupy" and arr.device.id == backend.device.id
-    return backend.to_numpy(arr)
-
-
-@contextlib.contextmanager
-def no_numpy_warnings():
-    """Every NumPy floating-point warning (overflow, invalid, divide) becomes an error.
-
-    Underflow alone is allowed: exp(-2000) flushing to 0 is the correct answer, and unavoidable.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with np.errstate(all="raise", under="ignore"):
-            yield
-
-
-def on_device(backend, values):
-    """``values`` (host float64) in the backend's dtype, and the same rounded numbers in float64."""
-    arr = backend.asarray(values)
-    return arr, host(backend, arr).astype(np.float64)
-
-
-def fetch(backend, arr):
-    """The array on the host, after checking it kept the backend's device and dtype."""
-    assert arr.dtype == backend.dtype
-    return host(backend, arr).astype(np.float64)
-
-
-def make_problem(n_samples=10, seed=0):
-    """A small regression batch: 3 features, 2 sigmoid-shaped targets."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n_samples, 3))
-    y = 1 / (1 + np.exp(-(x @ np.array([[0.5, -1.0], [1.5, 0.2], [-0.7, 0.9]]))))
-    return x, y
-
-
-def assert_same_weights(a, b, **tol):
-    """Two networks hold the same weights: exactly, or within ``tol`` (rtol/atol) when given."""
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)

@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from conftest import fetch, no_numpy_warnings, on_device, tolerance
+from helpers import fetch, no_numpy_warnings, on_device, tolerance
 
 from gdxp.activations import ACTIVATIONS, LEAKY_RELU_SLOPE, Activation, get_activation
 

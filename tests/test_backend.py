@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import host
+from helpers import host
 
 import gdxp
 from gdxp import backend as backend_module

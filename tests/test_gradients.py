@@ -3,7 +3,7 @@
 import array_api_compat.numpy as np_xp
 import numpy as np
 import pytest
-from conftest import host
+from helpers import host
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 

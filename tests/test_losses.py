@@ -4,7 +4,7 @@
 import array_api_compat.numpy as np_xp
 import numpy as np
 import pytest
-from conftest import fetch, no_numpy_warnings, on_device, tolerance
+from helpers import fetch, no_numpy_warnings, on_device, tolerance
 
 from gdxp.activations import ACTIVATIONS
 from gdxp.losses import LOSSES, FusedOutput, Loss, get_loss

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import host, tolerance
+from helpers import host, tolerance
 
 import gdxp
 

@@ -3,7 +3,7 @@ continues an optimizer, refused settings, and that Adam and momentum beat plain 
 
 import numpy as np
 import pytest
-from conftest import assert_same_weights, host, make_problem, tolerance
+from helpers import assert_same_weights, host, make_problem, tolerance
 
 import gdxp
 from gdxp.optimizers import SGD, Adam, Momentum, get_optimizer

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import host
+from helpers import host
 from tutorial_loops import part3_loop, part4_loop
 
 import gdxp

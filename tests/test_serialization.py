@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import host, tolerance
+from helpers import host, tolerance
 
 import gdxp
 import gdxp.serialization

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import tolerance
+from helpers import tolerance
 
 import gdxp
 

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_same_weights, host, make_problem, tolerance
+from helpers import assert_same_weights, host, make_problem, tolerance
 
 import gdxp
 

@@ -1,0 +1,102 @@
+"""What the tests share: the backend configurations to run on, tolerances, and host-side checks.
+
+A plain module, imported as ``from helpers import ...`` (pytest puts ``tests/`` on ``sys.path``);
+``conftest.py`` keeps only what pytest itself reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+
+import gdxp
+
+__all__ = [
+    "assert_same_weights",
+    "backend_combinations",
+    "fetch",
+    "host",
+    "make_backend",
+    "make_problem",
+    "no_numpy_warnings",
+    "on_device",
+    "tolerance",
+]
+
+
+def backend_combinations():
+    """(backend, device, dtype) for every configuration the math must hold on.
+
+    Following scikit-learn's ``yield_namespace_device_dtype_combinations``: numpy (float64, float32),
+    array_api_strict on its CPU device (float64) and on the simulated ``device1`` (float32), where any
+    silent mixing of devices raises, and cupy when a GPU is usable (skipped with the reason otherwise).
+    A new library is one more ``pytest.param`` here; mark the ones that need a GPU with ``pytest.mark.gpu``.
+    """
+    yield pytest.param(("numpy", None, "float64"), id="numpy-float64")
+    yield pytest.param(("numpy", None, "float32"), id="numpy-float32")
+    yield pytest.param(("array_api_strict", "CPU_DEVICE", "float64"), id="strict-cpu-float64")
+    yield pytest.param(("array_api_strict", "device1", "float32"), id="strict-device1-float32")
+    yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
+
+
+def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
+    """The backend, or a skip that says why it cannot run here."""
+    status = gdxp.available_backends()[name]
+    if not status.usable:
+        pytest.skip(f"{name} unavailable: {status.reason}")
+    return gdxp.get_backend(name, device=device, dtype=dtype)
+
+
+def tolerance(backend: gdxp.Backend) -> dict[str, float]:
+    """rtol/atol for comparing results of this backend's dtype with float64 references."""
+    if backend.dtype_name == "float64":
+        return {"rtol": 1e-12, "atol": 1e-14}
+    return {"rtol": 2e-5, "atol": 1e-6}
+
+
+def host(backend: gdxp.Backend, arr) -> np.ndarray:
+    """A device array's values on the host, after checking it lives where the backend keeps arrays."""
+    assert arr.device == backend.device or backend.name == "cupy" and arr.device.id == backend.device.id
+    return backend.to_numpy(arr)
+
+
+@contextlib.contextmanager
+def no_numpy_warnings():
+    """Every NumPy floating-point warning (overflow, invalid, divide) becomes an error.
+
+    Underflow alone is allowed: exp(-2000) flushing to 0 is the correct answer, and unavoidable.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise", under="ignore"):
+            yield
+
+
+def on_device(backend, values):
+    """``values`` (host float64) in the backend's dtype, and the same rounded numbers in float64."""
+    arr = backend.asarray(values)
+    return arr, host(backend, arr).astype(np.float64)
+
+
+def fetch(backend, arr):
+    """The array on the host, after checking it kept the backend's device and dtype."""
+    assert arr.dtype == backend.dtype
+    return host(backend, arr).astype(np.float64)
+
+
+def make_problem(n_samples=10, seed=0):
+    """A small regression batch: 3 features, 2 sigmoid-shaped targets."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_samples, 3))
+    y = 1 / (1 + np.exp(-(x @ np.array([[0.5, -1.0], [1.5, 0.2], [-0.7, 0.9]]))))
+    return x, y
+
+
+def assert_same_weights(a, b, **tol):
+    """Two networks hold the same weights: exactly, or within ``tol`` (rtol/atol) when given."""
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
