@@ -1,9 +1,12 @@
 """Optimizers: how a gradient becomes a weight update.
 
-Each optimizer maps ``(weights, gradients, learning_rate)`` to new weights, one array at a time, and
-keeps any state it needs (velocities, moment estimates) as arrays beside the weights, on the same
-device. Updates are functional: new arrays come back and the caller swaps them in at once, so an
-interrupted step never leaves half the weights updated.
+:meth:`Optimizer.update` is a pure function of arrays: ``(weights, gradients, state, learning_rate,
+step)`` in, new weights and new state out, nothing changed in place or on the object. The state
+(velocities, moment estimates) is arrays beside the weights, on the same device. The training loop
+calls ``update`` and keeps weights and state itself; :meth:`Optimizer.apply` is the stateful
+convenience that keeps them on the optimizer (``state``, ``steps``), as :meth:`Network.step` uses it.
+Either way new arrays come back and are swapped in at once, so an interrupted step never leaves half
+the weights updated.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from ._typing import Array
+from ._typing import Array, Namespace
 from .registry import lookup
 from .validation import check_positive_number
 
@@ -20,7 +23,11 @@ __all__ = ["OPTIMIZERS", "Adam", "Momentum", "Optimizer", "SGD", "get_optimizer"
 
 
 class Optimizer:
-    """Base class: ``apply`` computes new weights; ``state`` holds per-weight arrays (may be empty)."""
+    """Base class: ``update`` computes new weights and state; ``apply`` also keeps the state here.
+
+    ``state`` holds per-weight arrays (``state_size`` lists of them, empty before the first step);
+    ``steps`` counts the steps taken.
+    """
 
     name = "optimizer"
     state_size = 0  # arrays of state kept per weight array
@@ -37,14 +44,22 @@ class Optimizer:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({settings})"
 
-    def apply(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array], learning_rate: float) -> list[Array]:
-        """New weights after one step; advances the state (swapped in only once all are computed)."""
-        if self.state_size:
-            if not self.state:
-                self.state = [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
+               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        """New weights and new state after step number ``step`` (from 1); empty ``state`` starts at zero.
+
+        Pure: reads only its arguments and the settings, changes nothing in place.
+        """
+        raise NotImplementedError
+
+    def apply(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array],
+              learning_rate: float) -> list[Array]:
+        """New weights after one :meth:`update`; keeps its state and counts the step here (swapped in only
+        once all are computed, after checking the state fits these weights)."""
+        if self.state:
             self.check_state([tuple(w.shape) for w in weights])
         step = self.steps + 1
-        new_weights, new_state = self._update(xp, weights, grads, learning_rate, step)
+        new_weights, new_state = self.update(xp, weights, grads, self.state, learning_rate, step)
         self.state, self.steps = new_state, step
         return new_weights
 
@@ -57,18 +72,19 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__} holds state for weights of shapes {shapes}, "
                                  f"but this network's are {expected}; use a new optimizer")
 
-    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
-                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        raise NotImplementedError
-
 
 class SGD(Optimizer):
     """Plain gradient descent, ``W -= learning_rate * grad``: the tutorials' ``update_w``."""
 
     name = "sgd"
 
-    def apply(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array], learning_rate: float) -> list[Array]:
-        self.steps += 1  # no state to keep: one expression per array, without the stateful optimizers' steps
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
+               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        return [w - learning_rate * g for w, g in zip(weights, grads)], state
+
+    def apply(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array],
+              learning_rate: float) -> list[Array]:
+        self.steps += 1  # no state to keep: the update's one expression, without a call on Network.step's path
         return [w - learning_rate * g for w, g in zip(weights, grads)]
 
 
@@ -91,9 +107,10 @@ class Momentum(Optimizer):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
-                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        velocities = [self.momentum * v - learning_rate * g for v, g in zip(self.state[0], grads)]
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
+               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        previous = state[0] if state else [xp.zeros_like(w) for w in weights]
+        velocities = [self.momentum * v - learning_rate * g for v, g in zip(previous, grads)]
         if self.nesterov:
             steps = [self.momentum * v - learning_rate * g for v, g in zip(velocities, grads)]
         else:
@@ -120,11 +137,12 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
 
-    def _update(self, xp: Any, weights: Sequence[Array], grads: Sequence[Array],
-                learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
+               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
         b1, b2 = self.beta1, self.beta2
-        first = [b1 * m + (1.0 - b1) * g for m, g in zip(self.state[0], grads)]
-        second = [b2 * v + (1.0 - b2) * (g * g) for v, g in zip(self.state[1], grads)]
+        moments = state if state else [[xp.zeros_like(w) for w in weights] for _ in range(2)]
+        first = [b1 * m + (1.0 - b1) * g for m, g in zip(moments[0], grads)]
+        second = [b2 * v + (1.0 - b2) * (g * g) for v, g in zip(moments[1], grads)]
         first_correction, second_correction = 1.0 - b1**step, 1.0 - b2**step
         new_weights = [
             w - learning_rate * (m / first_correction) / (xp.sqrt(v / second_correction) + self.epsilon)
