@@ -1,11 +1,12 @@
-"""gdxp: neural networks trained by backpropagation and gradient descent, on NumPy or an NVIDIA GPU.
+"""gdxp: neural networks trained by backpropagation and gradient descent, on any array library.
 
 The math is written once against the Python array API standard; :mod:`gdxp.backend` picks the
-array library and device (NumPy, CuPy, or array_api_strict) at run time.
+array library and device (NumPy, CuPy, PyTorch, JAX or array_api_strict) at run time.
 """
 
 from . import optimizers
-from .backend import Backend, BackendStatus, BackendUnavailableError, available_backends, get_backend
+from .availability import BackendStatus, available_backends
+from .backend import Backend, BackendUnavailableError, get_backend
 from .gradcheck import check_gradients
 from .history import History
 from .network import Network

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__
-from .backend import BACKEND_NAMES, available_backends
+from .availability import available_backends
+from .backend import BACKEND_NAMES
 from .network import Network
 
 __all__ = ["main"]

@@ -62,7 +62,8 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
     Its gradient is ``2 * scale * (p - t)`` over the same count; value and gradient share ``p - t``.
     """
     def mean_factor(diff: Array) -> float:
-        return scale / (diff.size if per_output else diff.shape[0])
+        count = diff.shape[0] * diff.shape[1] if per_output else diff.shape[0]  # (torch's .size is a method)
+        return scale / count
 
     def value(xp: Namespace, prediction: Array, target: Array) -> Array:
         diff = prediction - target
@@ -85,7 +86,8 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
 def _clip_probability(xp: Namespace, prediction: Array) -> Array:
     """Keep a probability off exact 0 and 1, where its log and the log's derivative are infinite."""
     finfo = xp.finfo(prediction.dtype)
-    return xp.clip(prediction, min=float(finfo.smallest_normal), max=1.0 - float(finfo.eps))
+    # minimum and maximum, not clip: array-api-compat's clip for CuPy waits on the GPU several times a call
+    return xp.minimum(xp.maximum(prediction, float(finfo.smallest_normal)), 1.0 - float(finfo.eps))
 
 
 def binary_cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
@@ -110,12 +112,12 @@ def prediction_minus_target(xp: Namespace, prediction: Array, target: Array) -> 
 
 
 def cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
-    p = xp.clip(prediction, min=float(xp.finfo(prediction.dtype).smallest_normal))
+    p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
     return -xp.sum(target * xp.log(p)) / _samples(prediction)
 
 
 def cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
-    p = xp.clip(prediction, min=float(xp.finfo(prediction.dtype).smallest_normal))
+    p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
     return -target / (p * _samples(prediction))
 
 

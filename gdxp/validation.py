@@ -12,14 +12,18 @@ from typing import Any
 import numpy as np
 
 from ._typing import Array
-from .backend import Backend
+from .backend import Backend, host_array
 
 __all__ = ["as_inputs", "as_targets", "check_finite", "check_positive_number", "check_whole_number"]
 
 
 def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True) -> tuple[Array, bool]:
-    """``x`` as an ``(n_samples, n_in)`` array on the backend's device, and whether it was one sample."""
-    arr = backend.asarray(x)
+    """``x`` as an ``(n_samples, n_in)`` array on the backend's device, and whether it was one sample.
+
+    Data from the host is checked for NaN and infinity there, before it moves, which costs no wait;
+    an array already on a device is scanned only with ``check_values``, which waits for the device.
+    """
+    arr, host = _received(backend, x)
     if arr.ndim == 1:
         arr, single = backend.xp.reshape(arr, (1, arr.shape[0])), True
     elif arr.ndim == 2:
@@ -30,8 +34,7 @@ def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True)
         raise ValueError(f"x must have {n_in} features per sample (the network's inputs), got {arr.shape[1]}")
     if arr.shape[0] == 0:
         raise ValueError("x holds no samples")
-    if check_values:
-        check_finite(backend, arr, "x")
+    _check_values(backend, arr, host, x, "x", check_values)
     return arr, single
 
 
@@ -40,9 +43,9 @@ def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: 
     """``y`` as an ``(n_samples, n_out)`` array on the backend's device.
 
     One sample (``single``) takes ``(n_out,)`` or, with one output, a scalar; a batch takes
-    ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``.
+    ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``. Values are checked as in :func:`as_inputs`.
     """
-    arr = backend.asarray(y)
+    arr, host = _received(backend, y)
     expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
     if arr.ndim == 0 and single and n_out == 1:
         arr = backend.xp.reshape(arr, (1, 1))
@@ -56,9 +59,29 @@ def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: 
         raise ValueError(f"y must have one row per sample of x ({n_samples}), got {arr.shape[0]}")
     if arr.shape[1] != n_out:
         raise ValueError(f"y must have {n_out} columns (one per output), got {arr.shape[1]}")
-    if check_values:
-        check_finite(backend, arr, "y")
+    _check_values(backend, arr, host, y, "y", check_values)
     return arr
+
+
+def _received(backend: Backend, data: Any) -> tuple[Array, np.ndarray | None]:
+    """``data`` on the backend's device, and its host copy in the backend's dtype when it came from the host."""
+    host = host_array(data, backend.dtype_name)
+    return backend.asarray(data if host is None else host), host
+
+
+def _check_values(backend: Backend, arr: Array, host: np.ndarray | None, original: Any, name: str,
+                  scan_device: bool) -> None:
+    if host is None:
+        if scan_device:
+            check_finite(backend, arr, name)
+        return
+    if np.all(np.isfinite(host)):
+        return
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
+    given = float(np.asarray(original, dtype=np.float64)[bad])
+    if math.isfinite(given):
+        raise ValueError(f"{name} holds {given:g} at index {bad}, which overflows {backend.dtype_name}")
+    _raise_not_finite(name, host)
 
 
 def check_finite(backend: Backend, arr: Array, name: str) -> None:
@@ -66,7 +89,11 @@ def check_finite(backend: Backend, arr: Array, name: str) -> None:
     xp = backend.xp
     if bool(backend.to_numpy(xp.all(xp.isfinite(arr)))):
         return
-    bad = np.argwhere(~np.isfinite(backend.to_numpy(arr)))
+    _raise_not_finite(name, backend.to_numpy(arr))
+
+
+def _raise_not_finite(name: str, values: np.ndarray) -> None:
+    bad = np.argwhere(~np.isfinite(values))
     raise ValueError(f"{name} must hold finite numbers, got {len(bad)} NaN or infinite value(s), "
                      f"the first at index {tuple(int(i) for i in bad[0])}")
 

@@ -10,7 +10,6 @@ import pytest
 from helpers import host
 
 import gdxp
-from gdxp import backend as backend_module
 
 
 def test_default_backend_is_numpy_float64(monkeypatch):
@@ -40,7 +39,7 @@ def test_strict_dtype_object_and_device():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"name": "torch"}, "unknown backend 'torch'; choose one of numpy, cupy, array_api_strict"),
+    ({"name": "tensorflow"}, "unknown backend 'tensorflow'; choose one of numpy, cupy, torch, jax, array_api_strict"),
     ({"name": "numpy", "dtype": "float16"}, "dtype must be one of float32, float64, got 'float16'"),
     ({"name": "numpy", "dtype": "int64"}, "dtype must be one of float32, float64"),
     ({"name": "numpy", "device": "cuda:0"}, "runs on device 'cpu' only, got device='cuda:0'"),
@@ -123,9 +122,10 @@ def test_zeros_and_synchronize(backend):
 
 def test_available_backends_report_every_known_backend():
     statuses = gdxp.available_backends()
-    assert list(statuses) == ["numpy", "cupy", "array_api_strict"]
+    assert list(statuses) == ["numpy", "cupy", "torch", "jax", "array_api_strict"]
     assert statuses["numpy"].usable and statuses["numpy"].devices == ("cpu",)
-    assert statuses["numpy"].default_dtype == "float64" and statuses["cupy"].default_dtype == "float32"
+    assert statuses["numpy"].default_dtype == "float64"
+    assert statuses["cupy"].install == "pip install 'gdxp[cuda12]' (or 'gdxp[cuda13]' for CUDA 13)"
     assert "device1" in statuses["array_api_strict"].devices
     assert str(statuses["numpy"]).startswith(f"numpy {np.__version__}: devices cpu")
 
@@ -139,22 +139,45 @@ def test_cupy_not_installed_says_how_to_install(monkeypatch):
         gdxp.get_backend("cupy")
 
 
-def test_cupy_without_a_gpu_says_why(monkeypatch):
-    def no_device():
-        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+def _fake_cupy(device_count=None, kernel_error=None):
+    """A stand-in for CuPy that counts devices (or fails to) and fails its first kernel like a driver-only install."""
+    def count():
+        if device_count is None:
+            raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+        return device_count
 
-    runtime = types.SimpleNamespace(getDeviceCount=no_device)
-    fake = types.SimpleNamespace(is_available=lambda: False, cuda=types.SimpleNamespace(runtime=runtime))
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    status = backend_module.available_backends()["cupy"]
-    assert status.reason == ("CuPy is installed but no CUDA device is usable: "
-                             "cudaErrorNoDevice: no CUDA-capable device is detected")
+    def ones(*args, **kwargs):
+        raise kernel_error
+
+    runtime = types.SimpleNamespace(getDeviceCount=count)
+    return types.SimpleNamespace(is_available=lambda: True, cuda=types.SimpleNamespace(runtime=runtime), ones=ones,
+                                 float32="float32")
+
+
+def test_cupy_without_a_gpu_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    status = gdxp.available_backends()["cupy"]
+    assert status.reason == ("CuPy is installed but cannot compute on the GPU (cudaErrorNoDevice: no CUDA-capable "
+                             "device is detected); install CuPy with its CUDA libraries: "
+                             "pip install 'gdxp[cuda12]' (or 'gdxp[cuda13]' for CUDA 13)")
     assert str(status) == f"cupy: unavailable ({status.reason})"
 
 
-def test_importing_gdxp_does_not_import_cupy():
-    code = "import sys, gdxp; gdxp.Network([2, 1]); sys.exit('cupy' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+def test_cupy_that_counts_a_gpu_but_cannot_compute_is_unusable(monkeypatch):
+    # cupy.is_available() only counts devices: a driver without CUDA's libraries passes it, then fails
+    missing = RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: libnvrtc.so.12: cannot open shared object")
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(device_count=1, kernel_error=missing))
+    status = gdxp.available_backends()["cupy"]
+    assert not status.usable and "cannot compute on the GPU (CuPy failed to load libnvrtc.so.12" in status.reason
+    with pytest.raises(gdxp.BackendUnavailableError, match="libnvrtc"):
+        gdxp.get_backend("cupy")
+
+
+def test_importing_gdxp_imports_no_array_library_but_numpy():
+    libraries = ["cupy", "torch", "jax", "array_api_strict", "dask"]
+    code = f"import sys, gdxp; gdxp.Network([2, 1]); sys.exit(str([m for m in {libraries} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stderr.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", ["numpy", "array_api_strict"])

@@ -13,7 +13,7 @@ def _run(*args):
 def test_info_lists_every_backend():
     out = _run("info")
     assert out.startswith("gdxp 0.1.0 on Python")
-    for name in ("numpy", "cupy", "array_api_strict"):
+    for name in ("numpy", "cupy", "torch", "jax", "array_api_strict"):
         assert f"\n  {name}" in out
     assert "numpy" in out and "devices cpu; default dtype float64" in out
 
@@ -34,6 +34,6 @@ def test_demo_on_another_backend():
 
 
 def test_bad_arguments_exit_with_a_message():
-    result = subprocess.run([sys.executable, "-m", "gdxp", "demo", "--backend", "torch"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "gdxp", "demo", "--backend", "mlx"], capture_output=True,
                             text=True)
-    assert result.returncode == 2 and "invalid choice: 'torch'" in result.stderr
+    assert result.returncode == 2 and "invalid choice: 'mlx'" in result.stderr

@@ -96,7 +96,7 @@ def test_bad_training_settings(net, kwargs, error, message):
     ({"bias": 1}, TypeError, "bias must be True or False, got 1"),
     ({"seed": -1}, ValueError, "seed must be at least 0, got -1"),
     ({"seed": 1.5}, TypeError, "seed must be a whole number, got 1.5"),
-    ({"backend": "jax"}, ValueError, "unknown backend 'jax'; choose one of numpy, cupy, array_api_strict"),
+    ({"backend": "mlx"}, ValueError, "unknown backend 'mlx'; choose one of numpy, cupy, torch, jax, array_api_strict"),
 ])
 def test_bad_network_settings(kwargs, error, message):
     settings = {"sizes": [3, 4, 4, 1], **kwargs}
