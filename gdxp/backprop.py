@@ -5,8 +5,10 @@ them: the sum of products ``sop = activ_prev @ W + b``, the activation ``activ =
 factors error->prediction, prediction->sop and sop->W whose product is each weight's gradient.
 ``delta`` is error->sop, the factor all of a layer's weights share.
 
-:func:`forward` and :func:`gradients` take an optional ``record(name, value, meaning)`` callback that
-sees each named intermediate; :mod:`gdxp.trace` uses it to print a walkthrough. Training passes None.
+:func:`forward` and :func:`gradients` take an optional ``record(number, **terms)`` callback that sees
+each intermediate under a short term (``sop``, ``error_sop``, ``grad_W``, ...) with the number of the
+layer it belongs to; :mod:`gdxp.trace` holds the table of what each term is called and means, and
+prints the walkthrough. A term given as None does not exist in this network. Training passes None.
 """
 
 from __future__ import annotations
@@ -18,21 +20,22 @@ from ._typing import Array, Namespace
 from .activations import Activation
 from .losses import Loss
 
-__all__ = ["Layer", "forward", "gradients", "layers_for", "output_loss"]
+__all__ = ["Layer", "forward", "gradients", "layers_for", "loss_and_prediction", "output_loss"]
 
-Recorder = Callable[[str, Array, str], None] | None
+Recorder = Callable[..., None] | None
 
 
 @dataclass(frozen=True)
 class Layer:
     """A dense layer's place in the flat weight list (Keras order) and its activation.
 
-    ``weights`` indexes W, of shape (n_in, n_out); ``bias`` indexes b, of shape (n_out,), or is None.
+    ``weight_index`` indexes W, of shape (n_in, n_out); ``bias_index`` indexes b, of shape (n_out,),
+    or is None.
     """
 
     activation: Activation
-    weights: int
-    bias: int | None
+    weight_index: int
+    bias_index: int | None
 
 
 def layers_for(activations: Sequence[Activation], bias: bool) -> tuple[Layer, ...]:
@@ -48,18 +51,14 @@ def forward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], x:
     activs = [x]
     sop = x
     if record:
-        record("x", x, "the input sample")
+        record(0, x=x)
     for layer in layers:
-        sop = activs[-1] @ weights[layer.weights]
-        if layer.bias is not None:
-            sop = sop + weights[layer.bias]
+        sop = activs[-1] @ weights[layer.weight_index]
+        if layer.bias_index is not None:
+            sop = sop + weights[layer.bias_index]
         activs.append(layer.activation.forward(xp, sop))
         if record:
-            number = len(activs) - 1
-            inputs = "x" if number == 1 else f"activ{number - 1}"
-            plus_bias = f" + b{number}" if layer.bias is not None else ""
-            record(f"sop{number}", sop, f"sum of products: {inputs} @ W{number}{plus_bias}")
-            record(f"activ{number}", activs[-1], f"{layer.activation.name}(sop{number})")
+            record(len(activs) - 1, sop=sop, activ=activs[-1])
     return activs, sop
 
 
@@ -70,6 +69,13 @@ def output_loss(xp: Namespace, activation: Activation, loss: Loss, prediction: A
     if fused is not None:
         return fused.value(xp, sop, target)
     return loss.value(xp, prediction, target)
+
+
+def loss_and_prediction(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Sequence[Array], x: Array,
+                        target: Array) -> tuple[Array, Array]:
+    """The loss (0-d) and the prediction for a batch, forward only."""
+    activs, sop = forward(xp, layers, weights, x)
+    return output_loss(xp, layers[-1].activation, loss, activs[-1], sop, target), activs[-1]
 
 
 def gradients(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Sequence[Array], x: Array,
@@ -86,56 +92,41 @@ def gradients(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Seque
     output = layers[-1].activation
 
     # the output layer: error->sop = error->prediction * prediction->sop, or the fused form
-    fused, value, error_prediction = loss.fused.get(output.name), None, None
+    fused, value = loss.fused.get(output.name), None
     if fused is not None:
         delta = fused.delta(xp, prediction, target)
         if want_loss or record:
             value = fused.value(xp, sop, target)
+        if record:
+            record(number, prediction=prediction, target=target, error=value, error_sop_fused=delta)
     else:
         if want_loss or record:
             value, error_prediction = loss.value_and_gradient(xp, prediction, target)
         else:
             error_prediction = loss.gradient(xp, prediction, target)
         delta = output.backward(xp, prediction, error_prediction)
-    if record:
-        record("prediction", prediction, f"activ{number}, the network's output")
-        record("target", target, "the wanted output")
-        record("error", value, f"{loss.name}(prediction, target)")
-        if fused is not None:
-            record(f"error->sop{number}", delta,
-                   f"{output.name} and {loss.name} cancel: (prediction - target) / n_samples")
-        else:
-            record("error->prediction", error_prediction, f"d {loss.name} / d prediction")
-            _record_derivative(xp, output, prediction, "prediction", f"sop{number}", record)
-            record(f"error->sop{number}", delta, "error->prediction * prediction->sop (chain rule)")
+        if record:
+            prediction_sop = None if output.derivative is None else output.derivative(xp, prediction)
+            record(number, prediction=prediction, target=target, error=value, error_prediction=error_prediction,
+                   prediction_sop=prediction_sop, error_sop_output=delta)
 
     # back through the layers: each layer's gradient from its input and its error->sop
     grads: list[Array] = [None] * len(weights)
     for index in range(len(layers) - 1, -1, -1):
-        layer, number, layer_input = layers[index], index + 1, activs[index]
-        grads[layer.weights] = layer_input.T @ delta
-        if layer.bias is not None:
-            grads[layer.bias] = xp.sum(delta, axis=0)
+        layer, layer_input = layers[index], activs[index]
+        grads[layer.weight_index] = layer_input.T @ delta
+        if layer.bias_index is not None:
+            grads[layer.bias_index] = xp.sum(delta, axis=0)
         if record:
-            source = "x" if number == 1 else f"activ{index}"
-            record(f"sop{number}->W{number}", layer_input, f"d sop{number} / d W{number} = {source}")
-            record(f"grad_W{number}", grads[layer.weights], f"{source}.T @ error->sop{number}")
-            if layer.bias is not None:
-                record(f"grad_b{number}", grads[layer.bias], f"sum over samples of error->sop{number}")
+            record(index + 1, sop_W=layer_input, grad_W=grads[layer.weight_index],
+                   grad_b=None if layer.bias_index is None else grads[layer.bias_index])
         if index == 0:
             break
-        error_activ = delta @ weights[layer.weights].T
-        previous = layers[index - 1].activation  # a hidden layer's: elementwise, so it has a derivative
-        delta = error_activ * previous.derivative(xp, activs[index])
+        # into the hidden layer below: its activation is elementwise, so it has a derivative
+        error_activ = delta @ weights[layer.weight_index].T
+        activ_sop = layers[index - 1].activation.derivative(xp, activs[index])
+        delta = error_activ * activ_sop
         if record:
-            record(f"sop{number}->activ{index}", weights[layer.weights], f"d sop{number} / d activ{index} = W{number}")
-            record(f"error->activ{index}", error_activ, f"error->sop{number} @ W{number}.T")
-            _record_derivative(xp, previous, activs[index], f"activ{index}", f"sop{index}", record)
-            record(f"error->sop{index}", delta, f"error->activ{index} * activ{index}->sop{index}")
+            record(index, sop_activ=weights[layer.weight_index], error_activ=error_activ, activ_sop=activ_sop,
+                   error_sop=delta)
     return grads, value, prediction
-
-
-def _record_derivative(xp: Namespace, activation: Activation, activ: Array, out: str, sop: str,
-                       record: Callable[[str, Array, str], None]) -> None:
-    if activation.derivative is not None:
-        record(f"{out}->{sop}", activation.derivative(xp, activ), f"{activation.name}' from {out}")

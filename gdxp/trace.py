@@ -3,11 +3,12 @@
 ``net.trace(x, y)`` runs the same engine code as training, with a recorder attached, and keeps every
 named intermediate: sums of products, activations, the error, each chain-rule factor (error->prediction,
 prediction->sop, sop->W, ...) and each gradient, as host NumPy arrays. ``print(trace)`` walks through them.
+The engine records short terms with a layer number; :data:`TERMS` says what each is called and means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from . import backprop
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["Trace", "TraceStep", "trace"]
+__all__ = ["TERMS", "Trace", "TraceStep", "trace"]
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,59 @@ class Trace:
         return "\n".join(lines)
 
 
+# What each term the engine records is called and means, in the tutorials' words. {n} is the number of
+# the layer the term belongs to (0: the input), {above} the layer above it, {input} what layer n takes
+# in (x or activ{n-1}), {plus_bias} " + b{n}" where it has a bias, {activation} its activation's name.
+TERMS: dict[str, tuple[str, str]] = {
+    "x": ("x", "the input sample"),
+    "sop": ("sop{n}", "sum of products: {input} @ W{n}{plus_bias}"),
+    "activ": ("activ{n}", "{activation}(sop{n})"),
+    "prediction": ("prediction", "activ{n}, the network's output"),
+    "target": ("target", "the wanted output"),
+    "error": ("error", "{loss}(prediction, target)"),
+    "error_prediction": ("error->prediction", "d {loss} / d prediction"),
+    "prediction_sop": ("prediction->sop{n}", "{activation}' from prediction"),
+    "error_sop_output": ("error->sop{n}", "error->prediction * prediction->sop (chain rule)"),
+    "error_sop_fused": ("error->sop{n}", "{activation} and {loss} cancel: (prediction - target) / n_samples"),
+    "sop_W": ("sop{n}->W{n}", "d sop{n} / d W{n} = {input}"),
+    "grad_W": ("grad_W{n}", "{input}.T @ error->sop{n}"),
+    "grad_b": ("grad_b{n}", "sum over samples of error->sop{n}"),
+    "sop_activ": ("sop{above}->activ{n}", "d sop{above} / d activ{n} = W{above}"),
+    "error_activ": ("error->activ{n}", "error->sop{above} @ W{above}.T"),
+    "activ_sop": ("activ{n}->sop{n}", "{activation}' from activ{n}"),
+    "error_sop": ("error->sop{n}", "error->activ{n} * activ{n}->sop{n}"),
+}
+
+
 def trace(net: Network, x: Any, y: Any) -> Trace:
     """Record one forward and backward pass of ``net`` on one sample ``(x, y)``; changes nothing."""
-    backend = net.backend
+    backend, layers = net.backend, net._layers
     steps: list[TraceStep] = []
     phase = "forward"
 
-    def record(name: str, value: Any, meaning: str) -> None:
+    def record(number: int, **terms: Any) -> None:
         nonlocal phase
-        steps.append(TraceStep(phase, name, meaning, backend.to_numpy(value).copy()))
-        if name == "error":  # the forward pass ends with the loss; the chain rule starts from it
-            phase = "backward"
+        words = _words(layers, net.loss.name, number)
+        for term, value in terms.items():
+            if value is None:  # a term this network does not have (no bias, no separate derivative)
+                continue
+            name, meaning = TERMS[term]
+            steps.append(TraceStep(phase, name.format(**words), meaning.format(**words),
+                                   backend.to_numpy(value).copy()))
+            if term == "error":  # the forward pass ends with the loss; the chain rule starts from it
+                phase = "backward"
 
     with backend.activate():
         inputs, targets = net._batch(x, y, check_values=True)
         if inputs.shape[0] != 1:
             raise ValueError(f"trace follows one sample, got {inputs.shape[0]}")
-        backprop.gradients(backend.xp, net._layers, net.loss, net._weights, inputs, targets, record=record)
+        backprop.gradients(backend.xp, layers, net.loss, net._weights, inputs, targets, record=record)
     return Trace(repr(net), tuple(steps))
+
+
+def _words(layers: Sequence[backprop.Layer], loss: str, number: int) -> dict[str, Any]:
+    """What the table's placeholders stand for at layer ``number``."""
+    layer = layers[number - 1] if number else None
+    return {"n": number, "above": number + 1, "input": "x" if number == 1 else f"activ{number - 1}",
+            "plus_bias": f" + b{number}" if layer is not None and layer.bias_index is not None else "",
+            "activation": "" if layer is None else layer.activation.name, "loss": loss}
