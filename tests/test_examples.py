@@ -38,6 +38,7 @@ def test_delta_rule_prints_the_notebooks_numbers():
     ]
 
 
+@pytest.mark.slow
 def test_part3_trains_both_networks_and_saves_the_figures(tmp_path):
     out = run_example("part3_hidden_layer.py", "--steps", "3000", figures=tmp_path)
     assert "3 inputs -> 2 hidden -> 1 output on numpy" in out and "10 inputs -> 2 hidden" in out
@@ -47,12 +48,14 @@ def test_part3_trains_both_networks_and_saves_the_figures(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part3_10_inputs.png", "part3_3_inputs.png"]
 
 
+@pytest.mark.slow
 def test_part4_takes_any_hidden_width(tmp_path):
     out = run_example("part4_any_hidden.py", "--hidden", "5", "3", "--steps", "2000", figures=tmp_path)
     assert "3 -> 5 hidden -> 1: prediction 0.840882 ->" in out and "3 -> 3 hidden -> 1" in out
     assert (tmp_path / "part4_5_hidden.png").exists() and (tmp_path / "part4_3_hidden.png").exists()
 
 
+@pytest.mark.slow
 def test_backprop_walkthrough_prints_the_trace_then_learns(tmp_path):
     out = run_example("backprop_walkthrough.py", "--steps", "200", figures=tmp_path)
     assert out.startswith("One forward and backward pass of Network([4, 3, 2, 1]")
@@ -64,6 +67,7 @@ def test_backprop_walkthrough_prints_the_trace_then_learns(tmp_path):
     assert abs(final - 0.4) < 1e-3
 
 
+@pytest.mark.slow
 def test_digits_reaches_95_percent_on_held_out_images(tmp_path):
     pytest.importorskip("sklearn")
     out = run_example("digits.py", "--verbose", "0", figures=tmp_path)
@@ -72,6 +76,7 @@ def test_digits_reaches_95_percent_on_held_out_images(tmp_path):
     assert (tmp_path / "digits.png").exists()
 
 
+@pytest.mark.slow
 def test_benchmark_runs_every_workload_and_prints_ratios():
     out = run_example("benchmark.py", "--steps", "50", "--batches", "2", "--repeats", "1", "--wide", "32",
                       "--wide-steps", "2")
@@ -93,6 +98,7 @@ def test_benchmark_runs_every_workload_and_prints_ratios():
     assert all(len(line[15:].split()) == 7 for line in sections[3].splitlines()[2:])
 
 
+@pytest.mark.slow
 def test_benchmark_on_another_backend_also_times_the_numpy_step():
     out = run_example("benchmark.py", "--steps", "5", "--batches", "1", "--repeats", "1",
                       "--backend", "array_api_strict")
@@ -101,6 +107,7 @@ def test_benchmark_on_another_backend_also_times_the_numpy_step():
     assert "gdxp fit numpy" in tiny and "(floor: inline on array_api_strict)" in wide
 
 
+@pytest.mark.slow
 def test_benchmark_floors_compute_what_gdxp_computes():
     import benchmark
 
@@ -130,6 +137,7 @@ def test_training_flops_counts_every_matrix_product():
     assert benchmark.training_flops((3, 4, 2), 5) == 2 * 5 * (3 * 4 + 4 * 2 + 3 * 4 + 4 * 2 + 4 * 2)
 
 
+@pytest.mark.slow
 def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
     out = run_example("compare_devices.py", "--quick", "--csv", str(tmp_path / "table.csv"), figures=tmp_path)
     assert "cupy" in out.splitlines()[1]  # usable, or the reason it is not

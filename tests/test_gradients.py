@@ -52,6 +52,7 @@ def _smallest_sop(net, x):
     return smallest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("loss", [*REGRESSION_LOSSES, *PROBABILITY_LOSSES])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))

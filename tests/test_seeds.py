@@ -56,6 +56,7 @@ X10 = np.array([0.1, 0.4, 4.1, 4.3, 1.8, 2.0, 0.01, 0.9, 3.8, 1.6])
 TARGET = np.array([0.2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("x", [X3, X10], ids=["3-inputs", "10-inputs"])
 def test_part3_loop(backend, x):
     net = _seed_network(backend, x.shape[0], 2)
@@ -68,6 +69,7 @@ def test_part3_loop(backend, x):
     _compare(backend, history.loss, errors)  # the loss of each epoch is the error the tutorial computed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n_in", "n_hidden"), [(3, 5), (3, 8), (10, 8)])
 def test_part4_loop(backend, n_in, n_hidden):
     x = X3 if n_in == 3 else X10
@@ -83,6 +85,7 @@ def test_part4_loop(backend, n_in, n_hidden):
     _compare(backend, host(backend, net.predict(x)), reference_prediction)
 
 
+@pytest.mark.slow
 def test_seed_loop_reference_reaches_target():
     # the reference loop itself must train (a guard for the guard)
     rng = np.random.default_rng(0)
