@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def _run(*args):
     result = subprocess.run([sys.executable, "-m", "gdxp", *args], capture_output=True, text=True, timeout=120)
@@ -10,6 +12,7 @@ def _run(*args):
     return result.stdout
 
 
+@pytest.mark.slow  # imports every installed array library (torch, JAX) to report it: seconds
 def test_info_lists_every_backend():
     out = _run("info")
     assert out.startswith("gdxp 0.1.0 on Python")
