@@ -6,22 +6,21 @@ import copy
 import numbers
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import backprop, validation
+from . import backprop, training, validation
+from . import trace as tracing
 from ._typing import Array
 from .activations import Activation, get_activation
 from .backend import Backend, get_backend
+from .history import History
 from .initializers import get_initializer
 from .losses import Loss, get_loss
 from .metrics import accuracy
-from .optimizers import SGD, Optimizer
-
-if TYPE_CHECKING:
-    from .history import History
-    from .trace import Trace
+from .optimizers import SGD, Optimizer, get_optimizer
+from .training import Snapshot
 
 __all__ = ["Network"]
 
@@ -34,6 +33,9 @@ class Network:
     do. Weights ``W`` have shape ``(n_in, n_out)``, so a layer computes ``activ_prev @ W + b``.
     ``backend=None`` reads ``GDXP_BACKEND``, else uses NumPy; ``seed`` fixes both the initial
     weights (identical on every backend) and the shuffling of mini-batches.
+
+    The engine's modules (:mod:`gdxp.training`, :mod:`gdxp.trace`) see a network only through
+    :attr:`layers`, :attr:`shuffle_rng`, :meth:`as_batch`, :meth:`snapshot` and :meth:`restore`.
     """
 
     def __init__(self, sizes: Sequence[int], *, activation: str | Sequence[str] = "sigmoid",
@@ -117,6 +119,44 @@ class Network:
         twin._shuffle_rng = copy.deepcopy(self._shuffle_rng)
         return twin
 
+    # -- the seam the engine's modules use ---------------------------------------------------------
+
+    @property
+    def layers(self) -> tuple[backprop.Layer, ...]:
+        """Each layer's activation and the places of its W and b in the weight list, for :mod:`gdxp.backprop`."""
+        return self._layers
+
+    @property
+    def shuffle_rng(self) -> np.random.Generator:
+        """The generator that orders :meth:`fit`'s mini-batches, seeded from ``seed``; each shuffle advances it."""
+        return self._shuffle_rng
+
+    def as_batch(self, x: Any, y: Any, *, check_values: bool = True) -> tuple[Array, Array]:
+        """``x`` and ``y`` checked against the layer sizes, as ``(n_samples, n_in)`` and ``(n_samples, n_out)``
+        arrays on the network's device; ``check_values=False`` skips the NaN/inf scan."""
+        inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values)
+        targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
+                                        check_values=check_values)
+        return inputs, targets
+
+    def snapshot(self) -> Snapshot:
+        """The weights, and the optimizer's state and step count, as they are now: references, not copies."""
+        optimizer = self.optimizer
+        if optimizer is None:
+            return Snapshot(tuple(self._weights), (), 0)
+        return Snapshot(tuple(self._weights), tuple(optimizer.state), optimizer.steps)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Put back a :meth:`snapshot`'s weights, and its optimizer state and step count into the current
+        optimizer (if any), all at once."""
+        shapes, expected = [tuple(w.shape) for w in snapshot.weights], self.weight_shapes()
+        if shapes != expected:
+            raise ValueError(f"a snapshot of weights of shapes {shapes} does not fit this network's {expected}")
+        self._weights = list(snapshot.weights)
+        if self.optimizer is not None:
+            self.optimizer.state = [list(slot) for slot in snapshot.optimizer_state]
+            self.optimizer.steps = snapshot.steps
+
     # -- using and training ------------------------------------------------------------------------
 
     def predict(self, x: Any) -> Array:
@@ -135,9 +175,9 @@ class Network:
         """``{"loss": ...}`` on ``(x, y)``, plus ``"accuracy"`` for softmax (arg-max class) and sigmoid
         (0.5 threshold) outputs. Both are read from the device together."""
         with self.backend.activate():
-            inputs, targets = self._batch(x, y, check_values=True)
+            inputs, targets = self.as_batch(x, y)
             xp = self.backend.xp
-            loss, prediction = self._loss_and_prediction(inputs, targets)
+            loss, prediction = backprop.loss_and_prediction(xp, self._layers, self.loss, self._weights, inputs, targets)
             correct = accuracy(xp, self.activations[-1].name, prediction, targets)
             if correct is None:
                 return {"loss": self.backend.to_float(loss)}
@@ -147,7 +187,7 @@ class Network:
     def gradients(self, x: Any, y: Any) -> list[Array]:
         """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device."""
         with self.backend.activate():
-            inputs, targets = self._batch(x, y, check_values=True)
+            inputs, targets = self.as_batch(x, y)
             return backprop.gradients(self.backend.xp, self._layers, self.loss, self._weights, inputs, targets)[0]
 
     def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False,
@@ -161,8 +201,13 @@ class Network:
         """
         rate = validation.check_positive_number(learning_rate, "learning_rate")
         with self.backend.activate():
-            inputs, targets = self._batch(x, y, check_values=check_finite)
-            return self._descend(inputs, targets, rate, self._plain_descent, want_loss=return_loss)[0]
+            inputs, targets = self.as_batch(x, y, check_values=check_finite)
+            xp = self.backend.xp
+            grads, loss, _ = backprop.gradients(xp, self._layers, self.loss, self._weights, inputs, targets,
+                                                want_loss=return_loss)
+            # a new list swapped in at once: an interrupted step never leaves half the weights updated
+            self._weights = self._plain_descent.apply(xp, self._weights, grads, rate)
+            return loss
 
     def fit(self, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
             optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
@@ -179,11 +224,19 @@ class Network:
         A non-finite loss stops the run with :class:`gdxp.TrainingDiverged`, the weights from before
         that epoch restored; Ctrl-C leaves the weights of the last completed step.
         """
-        from .training import fit
-
-        return fit(self, x, y, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                   optimizer=optimizer, shuffle=shuffle, validation_data=validation_data, patience=patience,
-                   verbose=verbose, record_predictions=record_predictions)
+        options = training.FitOptions(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                                      shuffle=shuffle, patience=patience, verbose=verbose,
+                                      record_predictions=record_predictions)
+        if patience is not None and validation_data is None:
+            raise ValueError("patience stops on the validation loss: give validation_data too")
+        chosen = self._optimizer_for(optimizer)
+        chosen.check_state(self.weight_shapes())  # before it is attached: a refused optimizer changes nothing
+        with self.backend.activate():  # the data is checked and moved to the device once, here
+            inputs, targets = self.as_batch(x, y)
+            validation_batch = None if validation_data is None else self.as_batch(*_pair(validation_data))
+            options.batch_size_for(inputs.shape[0])  # refused before anything changes
+            self.optimizer = chosen
+            return training.train(self, inputs, targets, validation_batch, options)
 
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
         """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,
@@ -192,35 +245,21 @@ class Network:
 
         save(self, path, include_optimizer=include_optimizer)
 
-    def trace(self, x: Any, y: Any) -> Trace:
+    def trace(self, x: Any, y: Any) -> tracing.Trace:
         """Every intermediate of one forward and backward pass for one sample; see :mod:`gdxp.trace`."""
-        from .trace import trace
+        return tracing.trace(self, x, y)
 
-        return trace(self, x, y)
+    def _optimizer_for(self, optimizer: str | Optimizer) -> Optimizer:
+        """A name continues this network's optimizer of that name (its state too), else starts a new one."""
+        if isinstance(optimizer, str) and self.optimizer is not None and self.optimizer.name == optimizer:
+            return self.optimizer
+        return get_optimizer(optimizer)
 
-    # -- the engine, on arrays already checked and on the device -----------------------------------
 
-    def _batch(self, x: Any, y: Any, *, check_values: bool) -> tuple[Array, Array]:
-        inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values)
-        targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
-                                        check_values=check_values)
-        return inputs, targets
-
-    def _loss_and_prediction(self, inputs: Array, targets: Array) -> tuple[Array, Array]:
-        """The loss (0-d) and the prediction for a checked batch, on the device."""
-        xp, output = self.backend.xp, self.activations[-1]
-        activs, sop = backprop.forward(xp, self._layers, self._weights, inputs)
-        return backprop.output_loss(xp, output, self.loss, activs[-1], sop, targets), activs[-1]
-
-    def _descend(self, inputs: Array, targets: Array, learning_rate: float, optimizer: Optimizer, *,
-                 want_loss: bool) -> tuple[Array | None, Array]:
-        """One optimizer step on a checked batch; returns the loss before it (if wanted) and the prediction."""
-        xp = self.backend.xp
-        grads, loss, prediction = backprop.gradients(xp, self._layers, self.loss, self._weights, inputs, targets,
-                                                     want_loss=want_loss)
-        # a new list swapped in at once: an interrupted step never leaves half the weights updated
-        self._weights = optimizer.apply(xp, self._weights, grads, learning_rate)
-        return loss, prediction
+def _pair(validation_data: Any) -> tuple[Any, Any]:
+    if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
+        raise TypeError(f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
+    return validation_data
 
 
 def _check_sizes(sizes: Any) -> tuple[int, ...]:

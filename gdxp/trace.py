@@ -102,7 +102,7 @@ TERMS: dict[str, tuple[str, str]] = {
 
 def trace(net: Network, x: Any, y: Any) -> Trace:
     """Record one forward and backward pass of ``net`` on one sample ``(x, y)``; changes nothing."""
-    backend, layers = net.backend, net._layers
+    backend, layers = net.backend, net.layers
     steps: list[TraceStep] = []
     phase = "forward"
 
@@ -119,10 +119,10 @@ def trace(net: Network, x: Any, y: Any) -> Trace:
                 phase = "backward"
 
     with backend.activate():
-        inputs, targets = net._batch(x, y, check_values=True)
+        inputs, targets = net.as_batch(x, y)
         if inputs.shape[0] != 1:
             raise ValueError(f"trace follows one sample, got {inputs.shape[0]}")
-        backprop.gradients(backend.xp, layers, net.loss, net._weights, inputs, targets, record=record)
+        backprop.gradients(backend.xp, layers, net.loss, net.snapshot().weights, inputs, targets, record=record)
     return Trace(repr(net), tuple(steps))
 
 

@@ -1,29 +1,83 @@
 """The training loop: epochs of (mini-)batch descent with an optimizer, validation, early stopping,
 a progress bar, and a clean stop on divergence or Ctrl-C.
 
-The data is checked and moved to the device once. Each epoch then runs without waiting on the device
-except for one read of the numbers it reports (loss, validation loss, recorded predictions).
-Weights are replaced whole after each step, so whatever stops a run leaves the weights of the last
-completed step; snapshots for early stopping and divergence are references, not copies.
+:meth:`Network.fit` checks the settings (:class:`FitOptions`) and moves the data to the device once,
+then :func:`train` drives the steps itself: each step (:func:`make_step`) is a plain function of
+arrays, backprop then the optimizer's pure update, on weights and optimizer state the loop keeps in
+one local tuple. Each epoch runs without waiting on the device except for one read of the numbers
+it reports (loss, validation loss, recorded predictions). The tuple is replaced whole after each step
+and put back into the network at the end, however the run ends, so Ctrl-C leaves the weights of the
+last completed step; snapshots for early stopping and divergence are references, not copies.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ._typing import Array
+from . import backprop
+from ._typing import Array, Namespace
+from .backend import Backend
 from .history import History
-from .optimizers import Optimizer, get_optimizer
+from .losses import Loss
+from .optimizers import Optimizer
 from .progress import Progress
 from .validation import check_positive_number, check_whole_number
 
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["TrainingDiverged", "fit"]
+__all__ = ["FitOptions", "Snapshot", "TrainingDiverged", "make_step", "train"]
+
+
+class Snapshot(NamedTuple):
+    """What training changes, at one moment: the weights (in :meth:`Network.get_weights` order), the
+    optimizer's state and its step count. References to device arrays, not copies: no array is ever
+    changed in place, so a snapshot stays valid."""
+
+    weights: Sequence[Array]
+    optimizer_state: Sequence[Sequence[Array]]
+    steps: int
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The settings of one :meth:`Network.fit` run (see there for their meanings), checked when made."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int | None = None
+    shuffle: bool = True
+    patience: int | None = None
+    verbose: int = 1
+    record_predictions: bool = False
+
+    def __post_init__(self) -> None:
+        checked = {"epochs": check_whole_number(self.epochs, "epochs", minimum=0),
+                   "learning_rate": check_positive_number(self.learning_rate, "learning_rate")}
+        if self.batch_size is not None:
+            checked["batch_size"] = check_whole_number(self.batch_size, "batch_size", minimum=1)
+        if self.patience is not None:
+            checked["patience"] = check_whole_number(self.patience, "patience", minimum=1)
+        for name in ("shuffle", "record_predictions"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        checked["verbose"] = check_whole_number(self.verbose, "verbose", minimum=0)
+        for name, value in checked.items():  # plain int and float, whatever number type came in
+            object.__setattr__(self, name, value)
+
+    def batch_size_for(self, n_samples: int) -> int:
+        """Samples per step for ``n_samples`` (all for ``batch_size=None``); refuses ``record_predictions``
+        when that splits the data, as an epoch then has no one forward pass to record."""
+        size = n_samples if self.batch_size is None else min(self.batch_size, n_samples)
+        if self.record_predictions and size < n_samples:
+            raise ValueError(f"record_predictions keeps each epoch's one forward pass, so it needs one batch per "
+                             f"epoch; batch_size={self.batch_size} splits {n_samples} samples")
+        return size
 
 
 class TrainingDiverged(ArithmeticError):
@@ -40,139 +94,113 @@ class TrainingDiverged(ArithmeticError):
         self.epoch, self.last_finite_loss, self.history = epoch, last_finite_loss, history
 
 
-def fit(net: Network, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
-        optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
-        patience: int | None = None, verbose: int = 1, record_predictions: bool = False) -> History:
-    """Train ``net`` on ``(x, y)`` for ``epochs`` passes over the data; see :meth:`Network.fit`."""
-    epochs = check_whole_number(epochs, "epochs", minimum=0)
-    rate = check_positive_number(learning_rate, "learning_rate")
-    if batch_size is not None:
-        batch_size = check_whole_number(batch_size, "batch_size", minimum=1)
-    if patience is not None:
-        patience = check_whole_number(patience, "patience", minimum=1)
-        if validation_data is None:
-            raise ValueError("patience stops on the validation loss: give validation_data too")
-    for flag, name in ((shuffle, "shuffle"), (record_predictions, "record_predictions")):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    verbose = check_whole_number(verbose, "verbose", minimum=0)
-    chosen = _choose_optimizer(net, optimizer)
-    chosen.check_state(net.weight_shapes())  # before it is attached: a refused optimizer changes nothing
-    backend = net.backend
-    with backend.activate():
-        inputs, targets = net._batch(x, y, check_values=True)
-        validation = _validation_batch(net, validation_data)
-        n_samples = inputs.shape[0]
-        size = n_samples if batch_size is None else min(batch_size, n_samples)
-        if record_predictions and size < n_samples:
-            raise ValueError(f"record_predictions keeps each epoch's one forward pass, so it needs one batch per "
-                             f"epoch; batch_size={batch_size} splits {n_samples} samples")
-        net.optimizer = chosen
-        return _train(net, chosen, inputs, targets, validation, epochs, rate, size, shuffle, patience, verbose,
-                      record_predictions)
+Trained = tuple[Sequence[Array], Sequence[Sequence[Array]], int]  # a Snapshot's fields, as the loop carries them
+Step = Callable[[Trained, Array, Array], tuple[Trained, Array, Array]]
 
 
-def _train(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
-           epochs: int, rate: float, size: int, shuffle: bool, patience: int | None, verbose: int,
-           record_predictions: bool) -> History:
+def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optimizer: Optimizer,
+              learning_rate: float) -> Step:
+    """One training step as a plain function of arrays:
+    ``step((weights, optimizer_state, steps), x, y) -> ((new_weights, new_state, steps + 1), loss, prediction)``.
+
+    The gradients are taken at the weights from before the step, the loss is the batch's before it.
+    Nothing in it reads or writes an object's changing attributes, so it can be traced as it is.
+    """
+    gradients, update = backprop.gradients, optimizer.update
+
+    def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
+        weights, state, steps = trained
+        grads, value, prediction = gradients(xp, layers, loss, weights, x, y, want_loss=True)
+        new_weights, new_state = update(xp, weights, grads, state, learning_rate, steps + 1)
+        return (new_weights, new_state, steps + 1), value, prediction
+
+    return step
+
+
+def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
+          options: FitOptions) -> History:
+    """Train ``net`` with its optimizer on data already checked and on its device; see :meth:`Network.fit`."""
+    backend, layers, loss = net.backend, net.layers, net.loss
+    xp = backend.xp
+    step = make_step(xp, layers, loss, net.optimizer, options.learning_rate)
+    n_samples = inputs.shape[0]
+    size = options.batch_size_for(n_samples)
+    one_batch = size >= n_samples  # then the order of samples cannot change the step
     history = History()
-    progress = Progress(epochs, verbose)
+    progress = Progress(options.epochs, options.verbose)
     best_loss, best_weights, waited = math.inf, None, 0
-    previous = current = _snapshot(net, optimizer)
-    one_batch = size >= inputs.shape[0]  # then the order of samples cannot change the step
+    rng = net.shuffle_rng if options.shuffle else None
+    trained = previous = current = net.snapshot()
     try:
-        for epoch in range(1, epochs + 1):
-            previous, current = current, _snapshot(net, optimizer)
+        for epoch in range(1, options.epochs + 1):
+            previous, current = current, trained
             if one_batch:  # the tutorials' case, where the epoch loop's own cost shows
-                loss, prediction = net._descend(inputs, targets, rate, optimizer, want_loss=True)
+                trained, value, prediction = step(trained, inputs, targets)
+            else:  # the mean loss over the samples, each batch's taken before its update
+                total = None
+                for batch_x, batch_y in _batches(backend, rng, inputs, targets, size):
+                    trained, value, prediction = step(trained, batch_x, batch_y)
+                    weighted = value * batch_x.shape[0]
+                    total = weighted if total is None else total + weighted
+                value = total / n_samples
+            if validation is None and not options.record_predictions:  # the common case: one number
+                train_loss, val_loss = backend.to_float(value), None
             else:
-                loss, prediction = _epoch(net, optimizer, inputs, targets, size, shuffle, rate)
-            if validation is None and not record_predictions:  # the common case: one number
-                train_loss, val_loss = net.backend.to_float(loss), None
-            else:
-                reported = [loss]
+                reported = [value]
                 if validation is not None:
-                    reported.append(net._loss_and_prediction(*validation)[0])
-                if record_predictions:
+                    reported.append(backprop.loss_and_prediction(xp, layers, loss, trained[0], *validation)[0])
+                if options.record_predictions:
                     reported.append(prediction)
-                values = _read(net, reported)
+                values = _read(backend, reported)
                 train_loss = float(values[0][0])
                 val_loss = float(values[1][0]) if validation is not None else None
             if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
-                _restore_finite(net, optimizer, current, previous)
+                trained = _first_finite(backend, current, previous) or trained
                 raise TrainingDiverged(epoch, history.loss[-1] if history.loss else None, history)
             history.loss.append(train_loss)
             if val_loss is not None:
                 history.val_loss.append(val_loss)
-            if record_predictions:
+            if options.record_predictions:
                 history.predictions.append(values[-1].reshape(tuple(prediction.shape)))
             progress.update(train_loss, val_loss)
-            if patience is not None:
+            if options.patience is not None:
                 if val_loss < best_loss:
-                    best_loss, best_weights, history.best_epoch, waited = val_loss, net._weights, epoch, 0
+                    best_loss, best_weights, history.best_epoch, waited = val_loss, trained[0], epoch, 0
                 else:
                     waited += 1
-                    if waited >= patience:
+                    if waited >= options.patience:
                         history.stopped_early = True
                         break
+        if best_weights is not None:  # the best weights come back; the optimizer's state goes on
+            trained = (best_weights, *trained[1:])
     finally:
         progress.close()
-    if best_weights is not None:
-        net._weights = best_weights
+        net.restore(Snapshot(*trained))
     return history
 
 
-def _epoch(net: Network, optimizer: Optimizer, inputs: Array, targets: Array, size: int, shuffle: bool,
-           rate: float) -> tuple[Array, Array]:
-    """One pass over the data in batches of ``size`` (fewer than the samples): the mean loss over
-    the samples (0-d, on the device) and the last batch's prediction."""
+def _batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, targets: Array,
+             size: int) -> Iterator[tuple[Array, Array]]:
+    """The data in batches of ``size`` samples, reshuffled first with ``rng`` unless it is None."""
     n_samples = inputs.shape[0]
-    if shuffle:
-        xp = net.backend.xp
-        order = net.backend.permutation(net._shuffle_rng, n_samples)
-        inputs, targets = xp.take(inputs, order, axis=0), xp.take(targets, order, axis=0)
-    total = None
+    if rng is not None:
+        order = backend.permutation(rng, n_samples)
+        inputs, targets = backend.xp.take(inputs, order, axis=0), backend.xp.take(targets, order, axis=0)
     for start in range(0, n_samples, size):
         stop = min(start + size, n_samples)
-        loss, prediction = net._descend(inputs[start:stop, ...], targets[start:stop, ...], rate, optimizer,
-                                        want_loss=True)
-        weighted = loss * (stop - start)
-        total = weighted if total is None else total + weighted
-    return total / n_samples, prediction
+        yield inputs[start:stop, ...], targets[start:stop, ...]
 
 
-def _read(net: Network, arrays: list[Array]) -> list[np.ndarray]:
+def _read(backend: Backend, arrays: list[Array]) -> list[np.ndarray]:
     """Device arrays to the host, flattened: the first read waits for the device once, and the
     rest are plain copies of results already computed."""
-    return [net.backend.to_numpy(a).reshape(-1) for a in arrays]
+    return [backend.to_numpy(a).reshape(-1) for a in arrays]
 
 
-def _choose_optimizer(net: Network, optimizer: str | Optimizer) -> Optimizer:
-    """A name continues the network's optimizer of that name (its state too), else starts a new one."""
-    if isinstance(optimizer, str) and net.optimizer is not None and net.optimizer.name == optimizer:
-        return net.optimizer
-    return get_optimizer(optimizer)
-
-
-def _validation_batch(net: Network, validation_data: Any) -> tuple[Array, Array] | None:
-    if validation_data is None:
-        return None
-    if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
-        raise TypeError(f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
-    return net._batch(*validation_data, check_values=True)
-
-
-Snapshot = tuple[Any, list[list[Array]], int]
-
-
-def _snapshot(net: Network, optimizer: Optimizer) -> Snapshot:
-    return net._weights, optimizer.state, optimizer.steps
-
-
-def _restore_finite(net: Network, optimizer: Optimizer, *snapshots: Snapshot) -> None:
-    """Put back the first snapshot whose weights are all finite (checked on the device)."""
-    xp = net.backend.xp
-    for weights, state, steps in snapshots:
-        if all(bool(net.backend.to_numpy(xp.all(xp.isfinite(w)))) for w in weights):
-            net._weights, optimizer.state, optimizer.steps = weights, state, steps
-            return
+def _first_finite(backend: Backend, *candidates: Trained) -> Trained | None:
+    """The first of ``candidates`` whose weights are all finite (checked on the device), or None."""
+    xp = backend.xp
+    for candidate in candidates:
+        if all(bool(backend.to_numpy(xp.all(xp.isfinite(w)))) for w in candidate[0]):
+            return candidate
+    return None
