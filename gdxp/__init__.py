@@ -9,8 +9,7 @@ from .availability import BackendStatus, available_backends
 from .backend import Backend, BackendUnavailableError, get_backend
 from .gradcheck import check_gradients
 from .history import History
-from .network import Network
-from .serialization import load
+from .network import Network, load
 from .trace import Trace, TraceStep
 from .training import TrainingDiverged
 

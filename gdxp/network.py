@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backprop, training, validation
+from . import backprop, serialization, training, validation
 from . import trace as tracing
 from ._typing import Array
 from .activations import Activation, get_activation
@@ -22,7 +22,7 @@ from .metrics import accuracy
 from .optimizers import SGD, Optimizer, get_optimizer
 from .training import Snapshot
 
-__all__ = ["Network"]
+__all__ = ["Network", "load"]
 
 
 class Network:
@@ -241,9 +241,13 @@ class Network:
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
         """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,
         on any backend. ``include_optimizer`` also keeps the optimizer's settings and state."""
-        from .serialization import save
-
-        save(self, path, include_optimizer=include_optimizer)
+        arrays = serialization.model_arrays(self.sizes, [a.name for a in self.activations], self.loss.name, self.bias,
+                                            self.backend.dtype_name, self.get_weights())
+        if include_optimizer:
+            if self.optimizer is None:
+                raise ValueError("this network has no optimizer yet (fit it first), so there is none to include")
+            arrays.update(serialization.optimizer_arrays(self.optimizer, self.backend.to_numpy))
+        serialization.write(path, arrays)
 
     def trace(self, x: Any, y: Any) -> tracing.Trace:
         """Every intermediate of one forward and backward pass for one sample; see :mod:`gdxp.trace`."""
@@ -254,6 +258,26 @@ class Network:
         if isinstance(optimizer, str) and self.optimizer is not None and self.optimizer.name == optimizer:
             return self.optimizer
         return get_optimizer(optimizer)
+
+
+def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None, device: Any = None,
+         dtype: Any = None) -> Network:
+    """Read a network saved by :meth:`Network.save`, onto ``backend``/``device`` (any, whatever it was
+    saved from) with ``dtype`` (default: the saved one)."""
+    data = serialization.read(path)
+    settings = serialization.architecture(data, path)
+    if dtype is not None:
+        settings["dtype"] = dtype
+    net = Network(**settings, backend=backend, device=device)
+    shapes = net.weight_shapes()
+    weights = serialization.weights(data, path, len(shapes))
+    try:
+        net.set_weights(weights)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+    with net.backend.activate():
+        net.optimizer = serialization.optimizer(data, path, shapes, net.backend.asarray)
+    return net
 
 
 def _pair(validation_data: Any) -> tuple[Any, Any]:

@@ -5,6 +5,10 @@ strings, every weight as a host array, and optionally the optimizer's settings a
 ever pickled, so loading a file cannot run code; a file that is not what it should be gets a
 ``ValueError`` that says what is wrong. Saving writes a temporary file beside the target and renames
 it over the target, so a crash mid-save never leaves a broken file in place of a good one.
+
+This module knows the file, not the network: it turns plain values (sizes, names, host arrays, an
+optimizer) into the file's arrays and checks them on the way back; :func:`gdxp.network.load` and
+:meth:`Network.save` build a network from them and take one apart.
 """
 
 from __future__ import annotations
@@ -13,46 +17,58 @@ import os
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ._typing import Array
 from .optimizers import OPTIMIZERS, Optimizer
 
-if TYPE_CHECKING:
-    from .network import Network
-
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "architecture", "model_arrays", "optimizer", "optimizer_arrays", "read", "weights",
+           "write"]
 
 FORMAT_VERSION = 1
 _ARCHITECTURE_KEYS = ("format_version", "sizes", "activations", "loss", "bias", "dtype")
 
 
-def save(net: Network, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
-    """Write ``net`` to ``path`` (exactly that name; ``.npz`` is not appended)."""
+def model_arrays(sizes: Sequence[int], activations: Sequence[str], loss: str, bias: bool, dtype: str,
+                 weights: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """The file's arrays for a network's architecture and its (host) weights."""
     arrays: dict[str, np.ndarray] = {
         "format_version": np.array(FORMAT_VERSION),
-        "sizes": np.array(net.sizes, dtype=np.int64),
-        "activations": np.array([a.name for a in net.activations]),
-        "loss": np.array(net.loss.name),
-        "bias": np.array(net.bias),
-        "dtype": np.array(net.backend.dtype_name),
+        "sizes": np.array(sizes, dtype=np.int64),
+        "activations": np.array(list(activations)),
+        "loss": np.array(loss),
+        "bias": np.array(bias),
+        "dtype": np.array(dtype),
     }
-    arrays.update({f"weight_{i}": w for i, w in enumerate(net.get_weights())})
-    if include_optimizer:
-        if net.optimizer is None:
-            raise ValueError("this network has no optimizer yet (fit it first), so there is none to include")
-        arrays.update(_optimizer_arrays(net))
+    arrays.update({f"weight_{i}": w for i, w in enumerate(weights)})
+    return arrays
+
+
+def optimizer_arrays(optimizer: Optimizer, to_host: Callable[[Array], np.ndarray]) -> dict[str, np.ndarray]:
+    """The file's arrays for an optimizer's settings and state (its device arrays copied by ``to_host``)."""
+    arrays = {"optimizer": np.array(optimizer.name), "optimizer_steps": np.array(optimizer.steps)}
+    arrays.update({f"optimizer_{k}": np.array(v) for k, v in optimizer.hyperparameters().items()})
+    for slot, states in enumerate(optimizer.state):
+        arrays.update({f"optimizer_state_{slot}_{i}": to_host(a) for i, a in enumerate(states)})
+    return arrays
+
+
+def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (exactly that name; ``.npz`` is not appended), atomically."""
     _write_atomically(Path(path), arrays)
 
 
-def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = None, dtype: Any = None) -> Network:
-    """Read a network saved by :func:`save`, onto ``backend``/``device`` (any, whatever it was saved
-    from) with ``dtype`` (default: the saved one)."""
-    from .network import Network
+def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of the file at ``path``, refusing pickled objects and anything that is not a plain array."""
+    return _read_plain_arrays(Path(path))
 
-    data = _read_plain_arrays(Path(path))
+
+def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
+    """The keyword arguments of ``Network`` that the file's architecture entries give, checked."""
     missing = [key for key in _ARCHITECTURE_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path} is not a gdxp model: it lacks {', '.join(missing)}")
@@ -69,11 +85,13 @@ def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = Non
     if activations.shape != (len(sizes) - 1,) or activations.dtype.kind != "U":
         raise ValueError(f"{path}: 'activations' must name one activation per layer ({len(sizes) - 1}), "
                          f"got {activations!r}")
-    net = Network([int(s) for s in sizes], activation=[str(a) for a in activations[:-1]],
-                  output_activation=str(activations[-1]), loss=str(_scalar(data, "loss", "U")),
-                  bias=bool(_scalar(data, "bias", "b")), backend=backend, device=device,
-                  dtype=str(_scalar(data, "dtype", "U")) if dtype is None else dtype)
-    count = len(net.weight_shapes())
+    return {"sizes": [int(s) for s in sizes], "activation": [str(a) for a in activations[:-1]],
+            "output_activation": str(activations[-1]), "loss": str(_scalar(data, "loss", "U")),
+            "bias": bool(_scalar(data, "bias", "b")), "dtype": str(_scalar(data, "dtype", "U"))}
+
+
+def weights(data: dict[str, np.ndarray], path: Any, count: int) -> list[np.ndarray]:
+    """The file's ``count`` weight arrays, in order; refuses a file with fewer or more."""
     weight_keys = [f"weight_{i}" for i in range(count)]
     absent = [key for key in weight_keys if key not in data]
     if absent:
@@ -81,47 +99,35 @@ def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = Non
     extra = sorted(key for key in data if key.startswith("weight_") and key not in weight_keys)
     if extra:
         raise ValueError(f"{path} holds weight arrays {', '.join(extra)} beyond the {count} its architecture has")
-    try:
-        net.set_weights([data[key] for key in weight_keys])
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from None
-    if "optimizer" in data:
-        net.optimizer = _restore_optimizer(net, data, path)
-    return net
+    return [data[key] for key in weight_keys]
 
 
-def _optimizer_arrays(net: Network) -> dict[str, np.ndarray]:
-    optimizer = net.optimizer
-    arrays = {"optimizer": np.array(optimizer.name), "optimizer_steps": np.array(optimizer.steps)}
-    arrays.update({f"optimizer_{k}": np.array(v) for k, v in optimizer.hyperparameters().items()})
-    for slot, states in enumerate(optimizer.state):
-        arrays.update({f"optimizer_state_{slot}_{i}": net.backend.to_numpy(a) for i, a in enumerate(states)})
-    return arrays
-
-
-def _restore_optimizer(net: Network, data: dict[str, np.ndarray], path: Any) -> Optimizer:
+def optimizer(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int, ...]],
+              to_device: Callable[[np.ndarray], Array]) -> Optimizer | None:
+    """The optimizer the file holds (None without one), its state moved by ``to_device`` and checked
+    against the weights' ``shapes``."""
+    if "optimizer" not in data:
+        return None
     name = str(_scalar(data, "optimizer", "U"))
     if name not in OPTIMIZERS:
         raise ValueError(f"{path}: unknown optimizer {name!r}; this gdxp knows {', '.join(OPTIMIZERS)}")
     kind = OPTIMIZERS[name]
     settings = {key: _scalar(data, f"optimizer_{key}", "biuf").item() for key in kind().hyperparameters()}
     try:
-        optimizer = kind(**settings)
+        restored = kind(**settings)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: bad {name} settings {settings}: {err}") from None
-    optimizer.steps = int(_scalar(data, "optimizer_steps", "iu"))
-    if optimizer.steps < 0:
-        raise ValueError(f"{path}: optimizer_steps must be at least 0, got {optimizer.steps}")
-    count = len(net.weight_shapes())
-    if optimizer.steps > 0 and kind.state_size:
-        keys = [[f"optimizer_state_{slot}_{i}" for i in range(count)] for slot in range(kind.state_size)]
+    restored.steps = int(_scalar(data, "optimizer_steps", "iu"))
+    if restored.steps < 0:
+        raise ValueError(f"{path}: optimizer_steps must be at least 0, got {restored.steps}")
+    if restored.steps > 0 and kind.state_size:
+        keys = [[f"optimizer_state_{slot}_{i}" for i in range(len(shapes))] for slot in range(kind.state_size)]
         absent = [key for slot in keys for key in slot if key not in data]
         if absent:
             raise ValueError(f"{path} lacks optimizer state arrays {', '.join(absent)}")
-        with net.backend.activate():
-            optimizer.state = [[net.backend.asarray(data[key]) for key in slot] for slot in keys]
-        optimizer.check_state(net.weight_shapes())
-    return optimizer
+        restored.state = [[to_device(data[key]) for key in slot] for slot in keys]
+        restored.check_state(shapes)
+    return restored
 
 
 def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
