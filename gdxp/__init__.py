@@ -5,7 +5,7 @@ array library and device (NumPy, CuPy, PyTorch, JAX or array_api_strict) at run 
 """
 
 from . import optimizers
-from .availability import BackendStatus, available_backends
+from .availability import BackendStatus, available_backends, backend_status
 from .backend import Backend, BackendUnavailableError, get_backend
 from .gradcheck import check_gradients
 from .history import History
@@ -26,6 +26,7 @@ __all__ = [
     "TrainingDiverged",
     "__version__",
     "available_backends",
+    "backend_status",
     "check_gradients",
     "get_backend",
     "load",

@@ -76,7 +76,8 @@ def leaky_relu(xp: Namespace, sop: Array) -> Array:
 
 def leaky_relu_derivative(xp: Namespace, activ: Array) -> Array:
     # the output has the sign of the input, so the output tells which slope applies
-    return xp.where(activ > 0.0, xp.ones_like(activ), LEAKY_RELU_SLOPE)
+    positive = activ > 0.0
+    return xp.where(positive, xp.astype(positive, activ.dtype), LEAKY_RELU_SLOPE)
 
 
 def identity(xp: Namespace, sop: Array) -> Array:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .backend import BACKENDS, BackendUnavailableError, get_backend
 
-__all__ = ["BackendStatus", "available_backends"]
+__all__ = ["BackendStatus", "available_backends", "backend_status"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,13 @@ class BackendStatus:
 
 def available_backends() -> dict[str, BackendStatus]:
     """For every known backend, whether it is usable here, and if not, why (never raises)."""
-    return {name: _status(name) for name in BACKENDS}
+    return {name: backend_status(name) for name in BACKENDS}
 
 
-def _status(name: str) -> BackendStatus:
+def backend_status(name: str) -> BackendStatus:
+    """Whether the backend ``name`` is usable here, and if not, why (never raises for a known name)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     kind = BACKENDS[name]
     version = _version(kind.distributions)
     try:

@@ -302,8 +302,17 @@ class TorchBackend(Backend):
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._torch.Tensor)
 
+    def _is_here(self, arr: Array) -> bool:
+        # a tensor that records autograd history is not in place: it goes through _plain first
+        return arr.device == self.device and not arr.requires_grad
+
     def _plain(self, arr: Array) -> Array:
         return arr.detach()
+
+    def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
+        if not host.flags.writeable:  # torch would share it and warn that it cannot keep it read-only
+            host = host.copy()
+        return self.xp.asarray(host, dtype=dtype, device=self.device)
 
 
 class JaxBackend(Backend):

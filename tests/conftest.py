@@ -6,14 +6,19 @@ The helpers the tests import live in ``helpers.py``; the configurations the fixt
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import pytest
-from helpers import backend_combinations, make_backend
-from hypothesis import settings
+# two simulated CPU devices for JAX, so that the tests can put a network on the second one; read by
+# XLA when JAX starts, so set before anything imports it
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
 
-import gdxp
+import pytest  # noqa: E402
+from helpers import backend_combinations, make_backend, running_on  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import gdxp  # noqa: E402
 
 # the examples folder holds the tutorials' own loops, which the tests use as references
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
@@ -25,4 +30,6 @@ settings.load_profile("gdxp")
 @pytest.fixture(params=list(backend_combinations()))
 def backend(request) -> gdxp.Backend:
     """Each math test once per array library, device and dtype; a skip with the reason where one cannot run."""
-    return make_backend(*request.param)
+    name, device, dtype = request.param
+    with running_on(name, dtype):
+        yield make_backend(name, device, dtype)

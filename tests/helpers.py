@@ -7,6 +7,8 @@ A plain module, imported as ``from helpers import ...`` (pytest puts ``tests/`` 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import warnings
 
 import numpy as np
@@ -18,11 +20,13 @@ __all__ = [
     "assert_same_weights",
     "backend_combinations",
     "fetch",
+    "has_float64",
     "host",
     "make_backend",
     "make_problem",
     "no_numpy_warnings",
     "on_device",
+    "running_on",
     "tolerance",
 ]
 
@@ -32,23 +36,69 @@ def backend_combinations():
 
     Following scikit-learn's ``yield_namespace_device_dtype_combinations``: numpy (float64, float32),
     array_api_strict on its CPU device (float64) and on the simulated ``device1`` (float32), where any
-    silent mixing of devices raises, and cupy when a GPU is usable (skipped with the reason otherwise).
-    A new library is one more ``pytest.param`` here; mark the ones that need a GPU with ``pytest.mark.gpu``.
+    silent mixing of devices raises, torch on the CPU, and JAX on the second of two simulated CPU
+    devices (float32, and float64 in JAX's 64-bit mode) under a transfer guard that refuses any copy
+    from one device to another. The GPU cases (cupy, torch cuda, jax gpu) are marked ``gpu`` and
+    skipped with the reason where no GPU is usable. A new library is one more ``pytest.param`` here.
     """
     yield pytest.param(("numpy", None, "float64"), id="numpy-float64")
     yield pytest.param(("numpy", None, "float32"), id="numpy-float32")
     yield pytest.param(("array_api_strict", "CPU_DEVICE", "float64"), id="strict-cpu-float64")
     yield pytest.param(("array_api_strict", "device1", "float32"), id="strict-device1-float32")
+    yield pytest.param(("torch", "cpu", "float64"), id="torch-cpu-float64")
+    yield pytest.param(("torch", "cpu", "float32"), id="torch-cpu-float32")
+    yield pytest.param(("jax", "cpu:1", "float64"), id="jax-cpu1-float64")
+    yield pytest.param(("jax", "cpu:1", "float32"), id="jax-cpu1-float32")
     yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
     yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
+    yield pytest.param(("torch", "cuda", "float32"), id="torch-cuda-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("jax", "gpu:0", "float32"), id="jax-gpu-float32", marks=pytest.mark.gpu)
+
+
+# CI names the libraries it installed here, so that a broken install fails instead of skipping
+REQUIRED_BACKENDS = {name for name in os.environ.get("GDXP_REQUIRE_BACKENDS", "").split(",") if name}
 
 
 def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
-    """The backend, or a skip that says why it cannot run here."""
-    status = gdxp.available_backends()[name]
+    """The backend, or a skip that says why it cannot run here (a failure for a required backend).
+
+    A device this machine lacks (a GPU) is a skip too: the library runs, but not there.
+    """
+    status = _status(name)
     if not status.usable:
+        if name in REQUIRED_BACKENDS:
+            pytest.fail(f"{name} is required here (GDXP_REQUIRE_BACKENDS) but unavailable: {status.reason}")
         pytest.skip(f"{name} unavailable: {status.reason}")
-    return gdxp.get_backend(name, device=device, dtype=dtype)
+    try:
+        return gdxp.get_backend(name, device=device, dtype=dtype)
+    except ValueError as err:
+        if device is None or any(str(device).split(":")[0] in found for found in status.devices):
+            raise
+        pytest.skip(f"{name} has no device {device!r} here: {err}")
+
+
+@functools.cache
+def _status(name: str) -> gdxp.BackendStatus:
+    """Whether a library can run here, asked once per test run (each test asking costs seconds)."""
+    return gdxp.backend_status(name)
+
+
+@contextlib.contextmanager
+def running_on(name: str, dtype: str):
+    """The context a test of backend ``name`` runs in: for JAX, 64-bit mode when the test is float64,
+    and a transfer guard that makes any copy from one device to another an error."""
+    if name != "jax" or not _status("jax").usable:
+        yield
+        return
+    import jax
+
+    with jax.transfer_guard_device_to_device("disallow"), jax.enable_x64(dtype == "float64"):
+        yield
+
+
+def has_float64(backend: gdxp.Backend) -> bool:
+    """Whether the backend's library computes in float64 on its device (JAX only in its 64-bit mode)."""
+    return "float64" in backend.xp.__array_namespace_info__().dtypes(device=backend.device)
 
 
 def tolerance(backend: gdxp.Backend) -> dict[str, float]:

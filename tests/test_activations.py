@@ -78,14 +78,15 @@ def test_derivative_matches_finite_differences(backend, name):
     sop, z = on_device(backend, GRID_NONZERO)
     activation = ACTIVATIONS[name]
     xp = backend.xp
-    activ = activation.forward(xp, sop)
-    numeric = central_difference(REFERENCE[name], z)
-    np.testing.assert_allclose(fetch(backend, activation.derivative(xp, activ)), numeric,
-                               **derivative_tolerance(backend))
-    # the chain rule through an elementwise activation multiplies by that derivative
-    grad_activ, g = on_device(backend, np.linspace(-1.3, 2.1, GRID.size).reshape(GRID.shape))
-    np.testing.assert_allclose(fetch(backend, activation.backward(xp, activ, grad_activ)), g * numeric,
-                               **derivative_tolerance(backend))
+    with backend.activate():  # where gdxp runs its math: arrays made inside land on the backend's device
+        activ = activation.forward(xp, sop)
+        derivative = activation.derivative(xp, activ)
+        numeric = central_difference(REFERENCE[name], z)
+        np.testing.assert_allclose(fetch(backend, derivative), numeric, **derivative_tolerance(backend))
+        # the chain rule through an elementwise activation multiplies by that derivative
+        grad_activ, g = on_device(backend, np.linspace(-1.3, 2.1, GRID.size).reshape(GRID.shape))
+        np.testing.assert_allclose(fetch(backend, activation.backward(xp, activ, grad_activ)), g * numeric,
+                                   **derivative_tolerance(backend))
 
 
 @pytest.mark.parametrize(("name", "slopes"), [("relu", (0.0, 1.0)), ("leaky_relu", (0.01, 1.0))])

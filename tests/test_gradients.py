@@ -3,7 +3,7 @@
 import array_api_compat.numpy as np_xp
 import numpy as np
 import pytest
-from helpers import host
+from helpers import has_float64, host
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +57,8 @@ def _smallest_sop(net, x):
 @pytest.mark.parametrize("loss", [*REGRESSION_LOSSES, *PROBABILITY_LOSSES])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_gradients_match_finite_differences(backend, activation, loss, bias):
+    if not has_float64(backend):
+        pytest.skip(f"the check runs in float64, which {backend.name} lacks here; its float64 case checks this code")
     examples = 8 if backend.name == "numpy" and backend.dtype_name == "float64" else 3
 
     @settings(max_examples=examples)

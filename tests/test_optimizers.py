@@ -93,14 +93,16 @@ def test_apply_is_functional_and_counts_steps(backend):
     grads = [backend.asarray(np.array([[0.1, 0.2], [-0.3, 0.4]])), backend.asarray(np.array([1.0, -1.0]))]
     before = [host(backend, w).copy() for w in weights]
     adam = Adam()
-    new = adam.apply(xp, weights, grads, 0.1)
+    with backend.activate():  # where gdxp runs its math: the state is made on the backend's device
+        new = adam.apply(xp, weights, grads, 0.1)
     for w, b in zip(weights, before, strict=True):
         np.testing.assert_array_equal(host(backend, w), b)  # the inputs are untouched
     # first Adam step: m_hat = g, v_hat = g^2, so each weight moves by lr * g / (|g| + eps)
     for n, w, g in zip(new, before, [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([1.0, -1.0])], strict=True):
         np.testing.assert_allclose(host(backend, n), w - 0.1 * g / (np.abs(g) + 1e-8), **tolerance(backend))
     assert adam.steps == 1
-    adam.apply(xp, new, grads, 0.1)
+    with backend.activate():
+        adam.apply(xp, new, grads, 0.1)
     assert adam.steps == 2
 
 

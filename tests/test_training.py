@@ -1,5 +1,6 @@
 """fit: full-batch, per-sample and mini-batch descent, shuffling from the seed, and the History."""
 
+import copy
 import sys
 import warnings
 
@@ -67,6 +68,33 @@ def test_same_seed_same_training_on_every_backend(backend):
     np.testing.assert_allclose(history.loss, expected.loss, **tol)
     assert_same_weights(mine, reference, **tol)
     host(backend, mine.predict(x))  # still on the network's own device after training
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("batch_size", [1, 4, None], ids=["per-sample", "mini-batch", "full-batch"])
+def test_every_float64_backend_equals_numpy_to_1e_12(backend, optimizer, batch_size):
+    """The seeds' exactness on every path: the same seed gives NumPy's losses, validation losses,
+    weights, optimizer state and predictions to 1e-12 on every library and device."""
+    if backend.dtype_name != "float64":
+        pytest.skip("float32 agrees to float32's precision; the 1e-12 promise is float64's")
+    x, y = make_problem(10)
+    chosen = gdxp.optimizers.Momentum(nesterov=True) if optimizer == "nesterov" else optimizer
+    settings = {"epochs": 6, "learning_rate": 0.3, "batch_size": batch_size, "validation_data": (x[:4], y[:4]),
+                "verbose": 0}
+    nets, histories = [], []
+    for on in (backend, None):
+        net = gdxp.Network([3, 5, 2], activation="tanh", output_activation="sigmoid", seed=4, backend=on)
+        histories.append(net.fit(x, y, optimizer=chosen if isinstance(chosen, str) else copy.deepcopy(chosen),
+                                 **settings))
+        nets.append(net)
+    exact = {"rtol": 0, "atol": 1e-12}
+    np.testing.assert_allclose(histories[0].loss, histories[1].loss, **exact)
+    np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, **exact)
+    assert_same_weights(nets[0], nets[1], **exact)
+    for mine, theirs in zip(nets[0].optimizer.state, nets[1].optimizer.state, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            np.testing.assert_allclose(host(backend, a), b, **exact)
+    np.testing.assert_allclose(host(backend, nets[0].predict(x)), nets[1].predict(x), **exact)
 
 
 def test_training_reduces_the_loss(backend):
