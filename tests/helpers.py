@@ -39,7 +39,8 @@ def backend_combinations():
     silent mixing of devices raises, torch on the CPU, and JAX on the second of two simulated CPU
     devices (float32, and float64 in JAX's 64-bit mode) under a transfer guard that refuses any copy
     from one device to another. The GPU cases (cupy, torch cuda, jax gpu) are marked ``gpu`` and
-    skipped with the reason where no GPU is usable. A new library is one more ``pytest.param`` here.
+    skipped with the reason where no GPU is usable; JAX is marked ``slow`` too, since eager JAX takes
+    most of the run. A new library is one more ``pytest.param`` here.
     """
     yield pytest.param(("numpy", None, "float64"), id="numpy-float64")
     yield pytest.param(("numpy", None, "float32"), id="numpy-float32")
@@ -47,8 +48,9 @@ def backend_combinations():
     yield pytest.param(("array_api_strict", "device1", "float32"), id="strict-device1-float32")
     yield pytest.param(("torch", "cpu", "float64"), id="torch-cpu-float64")
     yield pytest.param(("torch", "cpu", "float32"), id="torch-cpu-float32")
-    yield pytest.param(("jax", "cpu:1", "float64"), id="jax-cpu1-float64")
-    yield pytest.param(("jax", "cpu:1", "float32"), id="jax-cpu1-float32")
+    # eager JAX dispatches each operation for tens of microseconds: out of the quick loop
+    yield pytest.param(("jax", "cpu:1", "float64"), id="jax-cpu1-float64", marks=pytest.mark.slow)
+    yield pytest.param(("jax", "cpu:1", "float32"), id="jax-cpu1-float32", marks=pytest.mark.slow)
     yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
     yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
     yield pytest.param(("torch", "cuda", "float32"), id="torch-cuda-float32", marks=pytest.mark.gpu)

@@ -99,6 +99,7 @@ with jax.transfer_guard_device_to_device("disallow"), jax.transfer_guard_host_to
 """
 
 
+@pytest.mark.slow
 def test_jax_training_moves_no_array_between_devices_and_none_from_the_host_inside_the_loop():
     """The data goes to the device once, at the top; inside the loop the only host-to-device copies JAX
     makes are the Python scalars of eager arithmetic (learning rate, 1.0 in the sigmoid), never an array.
@@ -115,7 +116,7 @@ def test_jax_training_moves_no_array_between_devices_and_none_from_the_host_insi
     assert "ShapedArray(float64[12,3])" in control  # the log shows an array when one is copied
 
 
-@pytest.mark.parametrize("source", ["torch", "jax"])
+@pytest.mark.parametrize("source", ["torch", pytest.param("jax", marks=pytest.mark.slow)])
 def test_a_network_trained_on_torch_or_jax_loads_on_numpy_and_back_with_identical_weights(source, tmp_path):
     x, y = np.random.default_rng(0).normal(size=(8, 3)), np.random.default_rng(1).random((8, 2))
     with running_on(source, "float64"):
