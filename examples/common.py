@@ -1,11 +1,16 @@
-"""What the example scripts share: the command-line options and saving figures when matplotlib is there."""
+"""What the example scripts share: the command-line options, saving figures when matplotlib is there,
+and, for the timing scripts, which backends and devices can run here."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import gdxp
+
+_DLPACK_CPU = 1  # kDLCPU: DLPack's device type for host memory
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -27,3 +32,50 @@ def save_plot(history: gdxp.History, folder: Path, name: str) -> None:
         print(f"  (no figure: {err})")
     else:
         print(f"  figures saved to {folder / name}.png")
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One backend on one of its devices, as the timing scripts run it."""
+
+    backend: str
+    device: str  # in the backend's own terms: "cpu", "cuda:0", "cpu:0", "CPU_DEVICE"
+    on_host: bool  # its arrays live in host memory: a CPU, where GPU-sized work is not worth timing
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.device}"
+
+
+def contenders(statuses: dict[str, gdxp.BackendStatus]) -> list[Contender]:
+    """Every usable backend on its first CPU device and on its first accelerator, in the order of
+    ``statuses`` (numpy first). Whether a device is a CPU is asked of DLPack, not guessed from its name:
+    array_api_strict's simulated ``device1`` is a CPU too, so only its ``CPU_DEVICE`` is kept."""
+    result = []
+    for status in statuses.values():
+        kinds_seen = set()
+        for label in status.devices if status.usable else ():
+            device = label.split(" ")[0]  # "cuda:0 (NVIDIA H100 80GB HBM3)" -> "cuda:0"
+            try:
+                probe = gdxp.get_backend(status.name, device=device, dtype="float32").zeros((1,))
+            except ValueError:  # a simulated device without float32, say: nothing to time there
+                continue
+            on_host = int(probe.__dlpack_device__()[0]) == _DLPACK_CPU
+            if on_host not in kinds_seen:
+                kinds_seen.add(on_host)
+                result.append(Contender(status.name, device, on_host))
+    return result
+
+
+def enable_jax_float64() -> str | None:
+    """Switch JAX's 64-bit mode on, if JAX is installed, so that these scripts can time and compare it in
+    float64 like every other library; a line saying so, or None without JAX.
+
+    This is the script's own choice, made before any JAX array exists: gdxp never flips that global
+    switch for a user (a JAX backend asked for float64 without it says how to switch it on).
+    """
+    try:
+        jax = importlib.import_module("jax")
+    except ImportError:
+        return None  # gdxp.available_backends() says why JAX cannot run
+    jax.config.update("jax_enable_x64", True)
+    return "JAX's 64-bit mode is switched on by this script (gdxp never does that for you), for its float64 rows"

@@ -137,6 +137,12 @@ def test_training_flops_counts_every_matrix_product():
     assert benchmark.training_flops((3, 4, 2), 5) == 2 * 5 * (3 * 4 + 4 * 2 + 3 * 4 + 4 * 2 + 4 * 2)
 
 
+def usable(name: str) -> bool:
+    import gdxp
+
+    return gdxp.backend_status(name).usable
+
+
 @pytest.mark.slow
 def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
     out = run_example("compare_devices.py", "--quick", "--csv", str(tmp_path / "table.csv"), figures=tmp_path)
@@ -150,3 +156,25 @@ def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
         if row["backend"] == "numpy":
             assert float(row["speedup_vs_numpy"]) == 1.0
     assert (tmp_path / "compare_devices.png").exists()
+    assert not (tmp_path / "compare_devices.csv").exists()  # --csv put the table elsewhere
+
+
+@pytest.mark.slow
+def test_compare_devices_runs_torch_and_jax_in_both_dtypes_into_the_figures_folder(tmp_path):
+    libraries = [name for name in ("torch", "jax") if usable(name)]
+    if not libraries:
+        pytest.skip("neither PyTorch nor JAX can run here")
+    out = run_example("compare_devices.py", "--quick", figures=tmp_path)
+    if "jax" in libraries:  # float64 on JAX is the script's own choice, and it says so
+        assert "JAX's 64-bit mode is switched on by this script" in out
+    with (tmp_path / "compare_devices.csv").open() as file:  # the table goes beside the figure by default
+        rows = list(csv.DictReader(file))
+    assert (tmp_path / "compare_devices.png").exists()
+    cpu_device = {"torch": "cpu", "jax": "cpu:0"}
+    assert {(r["backend"], r["device"]) for r in rows} >= {(name, cpu_device[name]) for name in libraries}
+    for name in libraries:
+        mine = [r for r in rows if r["backend"] == name]
+        assert {(r["network"], r["dtype"]) for r in mine} == {
+            (network, dtype) for network in ("3-5-1 b1", "64-128-10 b32") for dtype in ("float32", "float64")}
+        for row in mine:
+            assert float(row["ms_per_step"]) > 0 and float(row["max_abs_diff_vs_numpy_f64"]) < 1e-12
