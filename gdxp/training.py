@@ -111,8 +111,9 @@ def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optim
     def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained
         grads, value, prediction = gradients(xp, layers, loss, weights, x, y, want_loss=True)
-        new_weights, new_state = update(xp, weights, grads, state, learning_rate, steps + 1)
-        return (new_weights, new_state, steps + 1), value, prediction
+        steps += 1
+        new_weights, new_state = update(xp, weights, grads, state, learning_rate, steps)
+        return (new_weights, new_state, steps), value, prediction
 
     return step
 
