@@ -1,8 +1,8 @@
 """How fast is a gdxp training step next to hand-written array code, the tutorials' own loop and PyTorch?
 
 Each workload is timed in one process with its contenders interleaved (a rotating order), several
-times each; the script prints the median and the best time per step and their ratios to the floor,
-which stay meaningful on a shared, noisy machine.
+times each; the script prints each contender's steps per run, the median and the best time per step
+and their ratios to the floor, which stay meaningful on a shared, noisy machine.
 
 1. The tutorials' 3-5-1 sigmoid network, one sample per step, float64 (their run is 80,000 steps;
    a quarter of it per run, repeated, says the same per step with more runs to take the best of).
@@ -16,27 +16,37 @@ Contenders:
 - gdxp fit: ``net.fit`` (one batch per epoch), recording the loss of every step.
 - gdxp step: ``net.step`` in a Python loop on arrays already on the device.
 - tutorial loop: part 4's per-neuron loop (``tutorial_loops.py``), workload 1 only.
+- gdxp fit <backend>, workloads 1 and 2: ``net.fit`` on every other usable backend's CPU device
+  (torch, JAX, array_api_strict; numpy too when ``--backend`` is another). JAX's float64 needs its
+  64-bit mode, which this script switches on for itself (gdxp never does).
 - torch: PyTorch autograd with ``torch.optim.SGD`` on the CPU (and on CUDA when there is one), when
-  PyTorch is installed; for workload 3 on a GPU, on CUDA only.
+  PyTorch can run here (else one line says why its rows are left out); for workload 3 on a GPU, on
+  CUDA only.
+
+A step of the tiny network costs from a few hundred microseconds to a millisecond on torch, JAX or
+array_api_strict (each of its dozens of small operations pays the library's dispatch), so on workload 1
+the contenders on another library than NumPy run ``--other-steps`` steps per run (default: a twentieth
+of ``--steps``); the figures are per step, so they compare all the same.
 
 Networks and tensors of workloads 2 and 3 are set up off the clock, and each run goes on training them:
 a step costs the same whatever the weights, while drawing a 4096-wide network costs more than the steps.
 
-Run: ``python examples/benchmark.py [--steps 20000] [--batches 100] [--repeats 7] [--backend numpy]
-[--wide 0] [--wide-steps 20]`` (unset OPENBLAS_CORETYPE first where it is set, so NumPy picks its
-fastest kernels). On a GPU: ``python examples/benchmark.py --backend cupy --wide 4096``.
+Run: ``python examples/benchmark.py [--steps 20000] [--other-steps 1000] [--batches 100] [--repeats 7]
+[--backend numpy] [--wide 0] [--wide-steps 20]`` (unset OPENBLAS_CORETYPE first where it is set, so
+NumPy picks its fastest kernels). On a GPU: ``python examples/benchmark.py --backend cupy --wide 4096``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from common import Contender, contenders, enable_jax_float64
 from tutorial_loops import part4_loop
 
 import gdxp
@@ -49,8 +59,29 @@ LARGE_BATCH = 256
 LARGE_RATE = 0.01
 OUTPUTS = 10
 
-Run = Callable[[], object]
 Array = Any
+
+
+@dataclass(frozen=True)
+class Run:
+    """One contender's run: ``steps`` training steps, timed as a whole."""
+
+    run: Callable[[], object]
+    steps: int
+
+    def __call__(self) -> object:
+        return self.run()
+
+
+@dataclass(frozen=True)
+class Others:
+    """The contenders on other libraries than the chosen backend's: ``gdxp fit`` on each of ``fit_on``,
+    PyTorch's own training if ``torch``, and on the tiny network ``tiny_steps`` steps per run for them
+    (None: as many as the others)."""
+
+    fit_on: tuple[Contender, ...] = ()
+    torch: bool = False
+    tiny_steps: int | None = None
 
 
 # -- workload 1: the tutorials' network, one sample per step ----------------------------------------
@@ -71,25 +102,30 @@ def small_floor(w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> list[
     return losses
 
 
-def small_workload(backend: str, steps: int) -> dict[str, Run]:
-    def network(on: str = backend) -> gdxp.Network:
+def small_workload(backend: str, steps: int, others: Others = Others()) -> dict[str, Run]:
+    def network(on: str = backend, device: str | None = None) -> gdxp.Network:
         return gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0, backend=on,
-                            dtype="float64")
+                            device=device, dtype="float64")
 
-    def fit(on: str = backend) -> gdxp.History:
-        return network(on).fit(X, TARGET, epochs=steps, learning_rate=SMALL_RATE, batch_size=1, verbose=0)
+    def fit(on: str = backend, device: str | None = None, steps: int = steps) -> Run:
+        return Run(lambda: network(on, device).fit(X, TARGET, epochs=steps, learning_rate=SMALL_RATE,
+                                                   batch_size=1, verbose=0), steps)
 
     w_hidden, w_output = network().get_weights()
     runs = {
-        "floor": lambda: small_floor(w_hidden, w_output, steps),
-        "gdxp fit": fit,
-        "gdxp step": lambda: step_loop(network(), X[None, :], TARGET[None, :], SMALL_RATE, steps),
-        "tutorial loop": lambda: part4_loop(X, TARGET, w_hidden.T, w_output.T, SMALL_RATE, steps),
+        "floor": Run(lambda: small_floor(w_hidden, w_output, steps), steps),
+        "gdxp fit": fit(),
+        "gdxp step": Run(lambda: step_loop(network(), X[None, :], TARGET[None, :], SMALL_RATE, steps), steps),
+        "tutorial loop": Run(lambda: part4_loop(X, TARGET, w_hidden.T, w_output.T, SMALL_RATE, steps), steps),
     }
     if backend != "numpy":  # the same step on the CPU, the figure a GPU's is judged against
-        runs["gdxp fit numpy"] = lambda: fit("numpy")
-    runs.update(torch_runs([w_hidden, w_output], X[None, :], TARGET[None, :], SMALL_RATE, steps, "float64",
-                           classify=False))
+        runs["gdxp fit numpy"] = fit("numpy")
+    other_steps = others.tiny_steps or steps
+    for on in others.fit_on:
+        runs[f"gdxp fit {on.backend}"] = fit(on.backend, on.device, other_steps)
+    if others.torch:
+        runs.update(torch_runs([w_hidden, w_output], X[None, :], TARGET[None, :], SMALL_RATE, other_steps,
+                               "float64", classify=False))
     return runs
 
 
@@ -118,11 +154,15 @@ def relu_floor(backend: gdxp.backend.Backend, weights: list[Array], x: Array, y:
     return losses
 
 
-def relu_workload(backend: str, sizes: tuple[int, ...], batch: int, steps: int, *,
+def relu_workload(backend: str, sizes: tuple[int, ...], batch: int, steps: int, others: Others = Others(), *,
                   gpu_only_torch: bool = False) -> dict[str, Run]:
-    def network() -> gdxp.Network:
+    def network(on: str = backend, device: str | None = None) -> gdxp.Network:
         return gdxp.Network(sizes, activation="relu", output_activation="softmax", loss="cross_entropy",
-                            init="he_normal", seed=0, backend=backend, dtype="float32")
+                            init="he_normal", seed=0, backend=on, device=device, dtype="float32")
+
+    def fit(net: gdxp.Network) -> Run:  # the network and its data set up off the clock
+        inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
+        return Run(lambda: net.fit(inputs, targets, epochs=steps, learning_rate=LARGE_RATE, verbose=0), steps)
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, sizes[0])).astype(np.float32)
@@ -130,13 +170,17 @@ def relu_workload(backend: str, sizes: tuple[int, ...], batch: int, steps: int, 
     host_weights = network().get_weights()
     device = gdxp.get_backend(backend, dtype="float32")
     weights, inputs, targets = [device.asarray(w) for w in host_weights], device.asarray(x), device.asarray(y)
-    fit_net, step_net = network(), network()  # built off the clock: a 4096-wide draw takes longer than steps
+    step_net = network()  # built off the clock: a 4096-wide draw takes longer than the steps
     runs = {
-        "floor": lambda: relu_floor(device, weights, inputs, targets, steps),
-        "gdxp fit": lambda: fit_net.fit(inputs, targets, epochs=steps, learning_rate=LARGE_RATE, verbose=0),
-        "gdxp step": lambda: step_loop(step_net, inputs, targets, LARGE_RATE, steps),
+        "floor": Run(lambda: relu_floor(device, weights, inputs, targets, steps), steps),
+        "gdxp fit": fit(network()),
+        "gdxp step": Run(lambda: step_loop(step_net, inputs, targets, LARGE_RATE, steps), steps),
     }
-    runs.update(torch_runs(host_weights, x, y, LARGE_RATE, steps, "float32", classify=True, gpu_only=gpu_only_torch))
+    for on in others.fit_on:
+        runs[f"gdxp fit {on.backend}"] = fit(network(on.backend, on.device))
+    if others.torch:
+        runs.update(torch_runs(host_weights, x, y, LARGE_RATE, steps, "float32", classify=True,
+                               gpu_only=gpu_only_torch))
     return runs
 
 
@@ -175,18 +219,16 @@ def step_loop(net: gdxp.Network, x: Array, y: Array, rate: float, steps: int) ->
 
 def torch_runs(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, rate: float, steps: int, dtype: str, *,
                classify: bool, gpu_only: bool = False) -> dict[str, Run]:
-    """PyTorch (autograd + torch.optim.SGD) on the CPU (unless ``gpu_only``), and on CUDA if present;
-    nothing without PyTorch."""
-    if importlib.util.find_spec("torch") is None:
-        return {}
+    """PyTorch (autograd + torch.optim.SGD) on the CPU (unless ``gpu_only``), and on CUDA if present."""
     import torch
 
     devices = ([] if gpu_only else ["cpu"]) + (["cuda"] if torch.cuda.is_available() else [])
-    return {f"torch {device}": _torch_run(torch, weights, x, y, rate, steps, getattr(torch, dtype), device, classify)
+    return {f"torch {device}": Run(_torch_run(torch, weights, x, y, rate, steps, getattr(torch, dtype), device,
+                                              classify), steps)
             for device in devices}
 
 
-def _torch_run(torch, weights, x, y, rate, steps, dtype, device, classify) -> Run:
+def _torch_run(torch, weights, x, y, rate, steps, dtype, device, classify) -> Callable[[], list[float]]:
     params = [torch.tensor(w, dtype=dtype, device=device, requires_grad=True) for w in weights]
     inputs, targets = (torch.tensor(a, dtype=dtype, device=device) for a in (x, y))
     optimizer = torch.optim.SGD(params, lr=rate)
@@ -227,29 +269,69 @@ def measure(runs: dict[str, Run], repeats: int) -> dict[str, list[float]]:
     return seconds
 
 
-def report(title: str, seconds: dict[str, list[float]], steps: int, flops: int | None = None,
+def report(title: str, runs: dict[str, Run], seconds: dict[str, list[float]], flops: int | None = None,
            peak: float | None = None) -> None:
-    """Median and best time per step, and each as a ratio to the floor's: on a shared machine the
-    best of several runs is the least disturbed estimate of what the code itself costs. With the
-    step's ``flops`` and the measured matrix-product ``peak``, also the rate each best run reached."""
-    median = {name: 1e6 * statistics.median(s) / steps for name, s in seconds.items()}
-    best = {name: 1e6 * min(s) / steps for name, s in seconds.items()}
+    """Each contender's steps per run, its median and best time per step, and each as a ratio to the
+    floor's: on a shared machine the best of several runs is the least disturbed estimate of what the
+    code itself costs. With the step's ``flops`` and the measured matrix-product ``peak``, also the
+    rate each best run reached. The title gives the floor's steps per run."""
+    median = {name: 1e6 * statistics.median(s) / runs[name].steps for name, s in seconds.items()}
+    best = {name: 1e6 * min(s) / runs[name].steps for name, s in seconds.items()}
     rates = flops is not None and peak is not None
-    print(f"\n{title}, {steps:,} steps")
-    print(f"{'contender':<15}{'median us':>11}{'x floor':>9}{'best us':>10}{'x floor':>9}{'x gdxp fit':>12}"
-          + (f"{'TFLOP/s':>9}{'x matmul':>10}" if rates else ""))
+    width = max(15, 2 + max(map(len, seconds)))
+    print(f"\n{title}, {runs['floor'].steps:,} steps")
+    print(f"{'contender':<{width}}{'steps':>7}{'median us':>11}{'x floor':>9}{'best us':>10}{'x floor':>9}"
+          f"{'x gdxp fit':>12}" + (f"{'TFLOP/s':>9}{'x matmul':>10}" if rates else ""))
     for name in seconds:
-        line = (f"{name:<15}{median[name]:>11.1f}{median[name] / median['floor']:>9.2f}{best[name]:>10.1f}"
-                f"{best[name] / best['floor']:>9.2f}{median[name] / median['gdxp fit']:>12.2f}")
+        line = (f"{name:<{width}}{runs[name].steps:>7}{median[name]:>11.1f}{median[name] / median['floor']:>9.2f}"
+                f"{best[name]:>10.1f}{best[name] / best['floor']:>9.2f}{median[name] / median['gdxp fit']:>12.2f}")
         if rates:
             rate = flops / (best[name] * 1e-6)
             line += f"{rate / 1e12:>9.2f}{rate / peak:>10.2f}"
         print(line)
 
 
+def others_here(statuses: dict[str, gdxp.BackendStatus], backend: str, tiny_steps: int) -> Others:
+    """gdxp fit on every usable backend's CPU device but numpy's (timed by the floor and ``gdxp fit``) and
+    the chosen backend's own; PyTorch's rows where it can run."""
+    chosen = gdxp.get_backend(backend)
+    fit_on = tuple(c for c in contenders(statuses) if c.on_host and c.backend != "numpy"
+                   and (c.backend, c.device) != (chosen.name, chosen.device_name))
+    return Others(fit_on=fit_on, torch=statuses["torch"].usable, tiny_steps=tiny_steps)
+
+
+def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: int, others: Others,
+                x64: str | None) -> None:
+    """The lines before the tables: versions, JAX's 64-bit mode, the contenders on other libraries and
+    their steps, and each backend left out with the reason."""
+    versions = f"numpy {np.__version__}, gdxp {gdxp.__version__}, backend {backend}"
+    for status in statuses.values():
+        if status.usable and status.name != "numpy":
+            versions += f", {status.name} {status.version}"
+            if status.name == "torch":
+                import torch
+
+                versions += f" ({torch.get_num_threads()} threads)"
+    print(f"{repeats} runs each, interleaved; {versions}")
+    if x64 and statuses["jax"].usable:
+        print(x64)
+    if others.fit_on:
+        print(f"also gdxp fit on {', '.join(map(str, others.fit_on))}")
+    if others.fit_on or others.torch:
+        print(f"on workload 1, gdxp fit on those and PyTorch run {others.tiny_steps:,} steps per run "
+              f"(--other-steps): slower per step, so fewer steps; the figures are per step")
+    for status in statuses.values():
+        if status.name == "torch" and not status.usable:
+            print(f"PyTorch rows left out (autograd + SGD, gdxp fit on torch): {status.reason}")
+        elif not status.usable:
+            print(f"{status.name} not timed: {status.reason}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="steps of workload 1 per run")
+    parser.add_argument("--other-steps", type=int, default=None,
+                        help="steps of workload 1 per run on torch, JAX and array_api_strict (default: steps / 20)")
     parser.add_argument("--batches", type=int, default=100, help="steps of workload 2 per run")
     parser.add_argument("--wide", type=int, default=0,
                         help="width W of workload 3, W-W-W-10 at batch W (4096 on a GPU; 0 skips it)")
@@ -257,16 +339,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--backend", default="numpy", choices=gdxp.backend.BACKEND_NAMES)
     args = parser.parse_args()
-    versions = f"numpy {np.__version__}, gdxp {gdxp.__version__}, backend {args.backend}"
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    print(f"{args.repeats} runs each, interleaved; {versions}")
-    report("3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU)",
-           measure(small_workload(args.backend, args.steps), args.repeats), args.steps)
-    report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32 (floor: inline on {args.backend})",
-           measure(relu_workload(args.backend, LARGE_SIZES, LARGE_BATCH, args.batches), args.repeats), args.batches)
+    x64 = enable_jax_float64()  # first, before any JAX array exists: the script's choice, not gdxp's
+    statuses = gdxp.available_backends()
+    others = others_here(statuses, args.backend, args.other_steps or max(1, args.steps // 20))
+    print_setup(statuses, args.backend, args.repeats, others, x64)
+    small = small_workload(args.backend, args.steps, others)
+    report("3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU)", small, measure(small, args.repeats))
+    large = relu_workload(args.backend, LARGE_SIZES, LARGE_BATCH, args.batches, others)
+    report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32 (floor: inline on {args.backend})", large,
+           measure(large, args.repeats))
     if args.wide:
         sizes = (args.wide, args.wide, args.wide, OUTPUTS)
         peak = matmul_rate(args.backend, args.wide, args.repeats)
@@ -276,8 +357,9 @@ def main() -> None:
         network = "-".join(map(str, sizes))
         title = f"{network} relu/softmax, batch {args.wide}, float32 (floor: inline on {args.backend})"
         on_gpu = args.backend == "cupy"  # then PyTorch on the CPU would spend the GPU's time for nothing
-        runs = relu_workload(args.backend, sizes, args.wide, args.wide_steps, gpu_only_torch=on_gpu)
-        report(title, measure(runs, args.repeats), args.wide_steps, flops=training_flops(sizes, args.wide), peak=peak)
+        runs = relu_workload(args.backend, sizes, args.wide, args.wide_steps, Others(torch=others.torch),
+                             gpu_only_torch=on_gpu)
+        report(title, runs, measure(runs, args.repeats), flops=training_flops(sizes, args.wide), peak=peak)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,19 @@ def test_digits_reaches_95_percent_on_held_out_images(tmp_path):
     assert (tmp_path / "digits.png").exists()
 
 
+def table(section: str) -> dict[str, list[str]]:
+    """A benchmark table's rows: each contender's name, then its figures (steps, median us, x floor, ...)."""
+    rows = {}
+    for line in section.splitlines()[2:]:
+        words = line.split()
+        first = next(i for i, word in enumerate(words) if word[0].isdigit())
+        rows[" ".join(words[:first])] = words[first:]
+    return rows
+
+
+CPU_FITS = {"gdxp fit torch", "gdxp fit jax", "gdxp fit array_api_strict"}
+
+
 @pytest.mark.slow
 def test_benchmark_runs_every_workload_and_prints_ratios():
     out = run_example("benchmark.py", "--steps", "50", "--batches", "2", "--repeats", "1", "--wide", "32",
@@ -87,15 +100,47 @@ def test_benchmark_runs_every_workload_and_prints_ratios():
         "32x32 @ 32x32 float32 on numpy: " + sections[2].split(": ")[1],
         "32-32-32-10 relu/softmax, batch 32, float32 (floor: inline on numpy), 2 steps"]
     assert re.search(r"\d+\.\d\d TFLOP/s \(median of 3\)", sections[2])
-    for section, expected in zip(sections[:2] + sections[3:], ({"floor", "gdxp fit", "gdxp step", "tutorial loop"},
-                                                              {"floor", "gdxp fit", "gdxp step"},
-                                                              {"floor", "gdxp fit", "gdxp step"})):
-        rows = {line[:15].strip(): line[15:].split() for line in section.splitlines()[2:]}
-        assert expected <= set(rows) and set(rows) - expected <= {"torch cpu", "torch cuda"}
-        # median, x floor, best, x floor, x gdxp fit (then TFLOP/s and x matmul for the wide network)
-        assert rows["floor"][1] == rows["floor"][3] == "1.00" and rows["gdxp fit"][4] == "1.00"
+    for section, expected, extra in zip(sections[:2] + sections[3:],
+                                        ({"floor", "gdxp fit", "gdxp step", "tutorial loop"},
+                                         {"floor", "gdxp fit", "gdxp step"},
+                                         {"floor", "gdxp fit", "gdxp step"}),
+                                        (CPU_FITS, CPU_FITS, set())):
+        rows = table(section)
+        assert expected <= set(rows) and set(rows) - expected <= {"torch cpu", "torch cuda"} | extra
+        # steps, median, x floor, best, x floor, x gdxp fit (then TFLOP/s and x matmul for the wide network)
+        assert rows["floor"][2] == rows["floor"][4] == "1.00" and rows["gdxp fit"][5] == "1.00"
     assert sections[3].splitlines()[1].endswith("TFLOP/s  x matmul")
-    assert all(len(line[15:].split()) == 7 for line in sections[3].splitlines()[2:])
+    assert all(len(figures) == 8 for figures in table(sections[3]).values())
+
+
+@pytest.mark.slow
+def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
+    libraries = [name for name in ("torch", "jax", "array_api_strict") if usable(name)]
+    out = run_example("benchmark.py", "--steps", "40", "--other-steps", "3", "--batches", "2", "--repeats", "1")
+    tiny, wide = (table(section) for section in out.split("\n\n")[1:])
+    fits = {f"gdxp fit {name}" for name in libraries}
+    assert set(tiny) & CPU_FITS == set(wide) & CPU_FITS == fits
+    for name in ("floor", "gdxp fit", "gdxp step", "tutorial loop"):
+        assert tiny[name][0] == "40"
+    for name in fits | ({"torch cpu"} if "torch" in libraries else set()):
+        assert tiny[name][0] == "3" and wide[name][0] == "2"  # fewer steps on the tiny network only
+        assert float(tiny[name][1]) > 0 and float(wide[name][1]) > 0  # microseconds per step
+    if "jax" in libraries:
+        assert "JAX's 64-bit mode is switched on by this script" in out  # the tiny network is float64
+    assert "on workload 1, gdxp fit on those and PyTorch run 3 steps per run" in out
+
+
+@pytest.mark.slow
+def test_benchmark_says_why_the_pytorch_rows_are_left_out():
+    # as if PyTorch were not installed: an import of torch fails as a missing module does
+    script = ("import runpy, sys; sys.modules['torch'] = None; sys.path.insert(0, sys.argv[1]); "
+              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0] + '/benchmark.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", script, str(EXAMPLES), "--steps", "5", "--batches", "1",
+                             "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    header, tiny, wide = result.stdout.split("\n\n")
+    assert "PyTorch rows left out (autograd + SGD, gdxp fit on torch): PyTorch is not installed" in header
+    assert not any("torch" in name for name in {**table(tiny), **table(wide)})
 
 
 @pytest.mark.slow
@@ -105,6 +150,7 @@ def test_benchmark_on_another_backend_also_times_the_numpy_step():
     tiny, wide = out.split("\n\n")[1:]
     assert "backend array_api_strict" in out.splitlines()[0]
     assert "gdxp fit numpy" in tiny and "(floor: inline on array_api_strict)" in wide
+    assert "gdxp fit array_api_strict" not in tiny + wide  # that is "gdxp fit" itself here
 
 
 @pytest.mark.slow
