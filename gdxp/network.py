@@ -133,7 +133,8 @@ class Network:
 
     def as_batch(self, x: Any, y: Any, *, check_values: bool = True) -> tuple[Array, Array]:
         """``x`` and ``y`` checked against the layer sizes, as ``(n_samples, n_in)`` and ``(n_samples, n_out)``
-        arrays on the network's device; ``check_values=False`` skips the NaN/inf scan."""
+        arrays on the network's device. Data from the host is checked for NaN/inf there, before it moves;
+        arrays already on a device are scanned only with ``check_values``, which waits for the device."""
         inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values)
         targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
                                         check_values=check_values)
@@ -161,9 +162,10 @@ class Network:
 
     def predict(self, x: Any) -> Array:
         """The network's output for ``x`` of shape ``(n_samples, n_in)`` (or ``(n_in,)`` for one
-        sample, giving ``(n_out,)``), on the network's device."""
+        sample, giving ``(n_out,)``), on the network's device. Nothing here waits for the device:
+        host data is checked for NaN/inf before it moves, device arrays are taken as they are."""
         with self.backend.activate():
-            inputs, single = validation.as_inputs(self.backend, x, self.sizes[0])
+            inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=False)
             activs, _ = backprop.forward(self.backend.xp, self._layers, self._weights, inputs)
             return activs[-1][0, :] if single else activs[-1]
 
@@ -185,19 +187,21 @@ class Network:
             return {"loss": float(both[0]), "accuracy": float(both[1])}
 
     def gradients(self, x: Any, y: Any) -> list[Array]:
-        """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device."""
+        """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device
+        (without waiting for it, as :meth:`predict`)."""
         with self.backend.activate():
-            inputs, targets = self.as_batch(x, y)
+            inputs, targets = self.as_batch(x, y, check_values=False)
             return backprop.gradients(self.backend.xp, self._layers, self.loss, self._weights, inputs, targets)[0]
 
     def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False,
-             check_finite: bool = True) -> Array | None:
+             check_finite: bool = False) -> Array | None:
         """One gradient-descent step on this batch: ``W -= learning_rate * grad`` for every weight,
         all gradients taken at the weights from before the step.
 
         Returns None, or with ``return_loss`` the batch's loss before the step as a 0-d device
-        array: nothing here waits for the device. ``check_finite=False`` skips the NaN/inf scan of
-        ``x`` and ``y``, which on a GPU costs one device-to-host sync.
+        array: nothing here waits for the device. ``x`` and ``y`` from the host are checked for
+        NaN/inf before they move; ``check_finite=True`` also scans arrays already on the device,
+        which waits for it once.
         """
         rate = validation.check_positive_number(learning_rate, "learning_rate")
         with self.backend.activate():

@@ -5,6 +5,7 @@ import pytest
 from helpers import host, tolerance
 
 import gdxp
+from gdxp.backend import host_array
 
 
 def _reference_forward(weights, x, bias):
@@ -97,6 +98,29 @@ def test_step_can_return_the_loss_before_the_step_without_leaving_the_device(bac
     assert tuple(loss.shape) == ()
     np.testing.assert_allclose(host(backend, loss), expected, **tolerance(backend))
     assert net.loss_value(x, y) < expected
+
+
+def test_predict_gradients_and_step_never_wait_for_the_device_unless_asked(backend, monkeypatch):
+    net = gdxp.Network([2, 3, 1], seed=2, backend=backend)
+    x, y = backend.asarray(np.array([[0.5, -1.0], [2.0, 0.1]])), backend.asarray(np.array([[0.3], [0.7]]))
+
+    def waits(*args):
+        raise AssertionError("read from the device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(net.backend, "to_numpy", waits)
+        patch.setattr(net.backend, "to_float", waits)
+        net.predict(x)
+        net.gradients(x, y)
+        net.step(x, y, learning_rate=0.1, return_loss=True)
+        if host_array(x, backend.dtype_name) is None:  # on a device (not NumPy): the scan, when asked for, waits
+            with pytest.raises(AssertionError, match="read from the device"):
+                net.step(x, y, learning_rate=0.1, check_finite=True)
+    bad = backend.asarray(np.array([[0.5, np.nan], [2.0, 0.1]]))
+    with pytest.raises(ValueError, match="x must hold finite numbers"):
+        net.step(bad, y, learning_rate=0.1, check_finite=True)
+    with pytest.raises(ValueError, match="x must hold finite numbers"):  # host data is always checked
+        net.predict([[0.5, np.nan]])
 
 
 def test_set_weights_copies_and_accepts_device_arrays(backend):
