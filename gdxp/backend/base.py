@@ -1,0 +1,233 @@
+"""The generic backend: one class that runs gdxp's math on any array API namespace, and what every
+library's corner shares (importing it, reading dtypes, telling host data from a library's arrays)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import array_api_compat
+import numpy as np
+
+from .._typing import Array, Namespace
+
+__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "host_array"]
+
+FLOAT_DTYPES = ("float32", "float64")
+# The math passes Python scalars to maximum/where and arithmetic, which the standard allows from 2024.12.
+ARRAY_API_VERSION = "2024.12"
+_DLPACK_CPU = 1  # kDLCPU, the device type of host memory in DLPack
+
+
+class BackendUnavailableError(RuntimeError):
+    """A known backend that cannot run here (library missing, or no usable device)."""
+
+
+class Backend:
+    """An array namespace on one device with one floating dtype.
+
+    Attributes: ``name`` (one of ``BACKEND_NAMES``), ``xp`` (the array API namespace), ``device``
+    (the library's own device object), ``dtype`` (``xp.float32`` or ``xp.float64``) and ``dtype_name``.
+    Construct one with :func:`get_backend`.
+    """
+
+    name: ClassVar[str]
+    module: ClassVar[str]  # the library's module, imported when a backend is made
+    library: ClassVar[str]  # the library's own name, for messages
+    install: ClassVar[str]  # how to get the library, for messages
+    distributions: ClassVar[tuple[str, ...]]  # the library's package names, for its version
+
+    def __init__(self, xp: Namespace, device: Any, dtype: Any) -> None:
+        version = getattr(xp, "__array_api_version__", "0")
+        if version < ARRAY_API_VERSION:
+            raise BackendUnavailableError(f"{self.name} implements array API {version}; gdxp needs "
+                                          f"{ARRAY_API_VERSION} or later: upgrade it")
+        self.xp = xp
+        self.device = device
+        info = xp.__array_namespace_info__()
+        self.dtype_name = self._defaultdtype_name() if dtype is None else dtype_name(dtype)
+        if self.dtype_name not in info.dtypes(device=device, kind="real floating"):
+            raise ValueError(f"{self.name} on {self.device_name} has no {self.dtype_name}{self._dtype_hint()}")
+        self.dtype = getattr(xp, self.dtype_name)
+        self.index_dtype = info.default_dtypes(device=device)["indexing"]
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device_name!r}, dtype={self.dtype_name!r})"
+
+    @property
+    def device_name(self) -> str:
+        """The device as plain text, for messages and reports."""
+        return str(self.device)
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        """Names of the devices this backend can use here (raises BackendUnavailableError if none)."""
+        raise NotImplementedError
+
+    # -- host <-> device -------------------------------------------------------------------------
+
+    def asarray(self, obj: Any, *, dtype: Any = None, copy: bool = False) -> Array:
+        """Return ``obj`` as an array of this namespace, on this device, with ``dtype`` (default: ours).
+
+        ``obj`` may be a Python sequence or scalar, a NumPy array, or an array of this or another
+        library on any device: arrays of another library come through DLPack (without a copy where
+        both live in host memory), arrays on another device of this library move with ``to_device``.
+        An array already in place is returned as is unless ``copy``. Non-numeric data raises
+        ``TypeError``; ragged data raises ``ValueError``.
+        """
+        dtype = self.dtype if dtype is None else dtype
+        if not self._is_native(obj):
+            if is_foreign_array(obj):
+                return self._from_foreign(obj, dtype)
+            host = numeric_host_array(obj)
+            return self._from_host(host.copy() if copy else host, dtype)
+        if not copy and obj.dtype == dtype and self._is_here(obj):
+            return obj  # the common case on the hot path: already in place
+        arr = self._plain(obj)
+        if not self.xp.isdtype(arr.dtype, ("bool", "integral", "real floating")):
+            raise TypeError(f"expected real numbers, got an array of dtype {arr.dtype}")
+        with self.activate():
+            if not self._is_here(arr):
+                arr = self._move(arr)
+            if arr.dtype != dtype:
+                arr = self.xp.astype(arr, dtype)
+            return self.xp.asarray(arr, copy=True) if copy and arr is obj else arr
+
+    def zeros(self, shape: Sequence[int]) -> Array:
+        """An array of zeros made on this device, with our dtype."""
+        with self.activate():
+            return self.xp.zeros(tuple(shape), dtype=self.dtype, device=self.device)
+
+    def to_numpy(self, arr: Array) -> np.ndarray:
+        """The values of ``arr`` as a host NumPy array: a copy from a device (waiting for it), possibly
+        read-only or the array itself on the host, so callers that keep or change it copy it themselves."""
+        return np.asarray(arr)
+
+    def to_float(self, arr: Array) -> float:
+        """A 0-d array as a Python float (one device-to-host sync)."""
+        return float(self.to_numpy(arr))
+
+    def synchronize(self) -> None:
+        """Wait until all work queued on the device is done (for honest timing). No-op on the CPU."""
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        """Context in which gdxp's math runs: arrays made inside land on this backend's device, and
+        overflow gives infinity quietly, as IEEE arithmetic does on a GPU (``1 / (1 + exp(-sop))`` is
+        exactly 0 when ``exp`` overflows)."""
+        return contextlib.nullcontext()
+
+    # -- seeded random numbers, drawn on the host ------------------------------------------------
+
+    def uniform(self, rng: np.random.Generator, shape: Sequence[int], low: float, high: float) -> Array:
+        """Uniform draws in [low, high): ``low + (high - low) * rng.random(shape)``, then moved here."""
+        return self.asarray(low + (high - low) * rng.random(tuple(shape)))
+
+    def normal(self, rng: np.random.Generator, shape: Sequence[int], std: float) -> Array:
+        """Normal draws with mean 0 and standard deviation ``std``, then moved here."""
+        return self.asarray(std * rng.standard_normal(tuple(shape)))
+
+    def permutation(self, rng: np.random.Generator, n: int) -> Array:
+        """A random ordering of ``range(n)`` as an index array on this device."""
+        return self.asarray(rng.permutation(n), dtype=self.index_dtype)
+
+    # -- what a library may do its own way --------------------------------------------------------
+
+    def _defaultdtype_name(self) -> str:
+        """The library's own default floating dtype on this device."""
+        return dtype_name(self.xp.__array_namespace_info__().default_dtypes(device=self.device)["real floating"])
+
+    def _dtype_hint(self) -> str:
+        return ""
+
+    def _is_native(self, obj: Any) -> bool:
+        raise NotImplementedError
+
+    def _is_here(self, arr: Array) -> bool:
+        return array_api_compat.device(arr) == self.device
+
+    def _plain(self, arr: Array) -> Array:
+        """A native array as plain data (torch: without its autograd graph)."""
+        return arr
+
+    def _move(self, arr: Array) -> Array:
+        return array_api_compat.to_device(arr, self.device)
+
+    def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
+        with self.activate():
+            return self.xp.asarray(host, dtype=dtype, device=self.device)
+
+    def _from_foreign(self, obj: Any, dtype: Any) -> Array:
+        """An array of another library: host memory is read in place through DLPack; device memory is
+        imported by this library through DLPack where it can, else copied to the host explicitly."""
+        source = plain_foreign(obj)
+        if source.__dlpack_device__()[0] == _DLPACK_CPU:
+            return self._from_host(numeric_host_array(np.from_dlpack(source)), dtype)
+        try:
+            imported = self.xp.from_dlpack(source)
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            return self._from_host(numeric_host_array(np.from_dlpack(source, device="cpu", copy=True)), dtype)
+        return self.asarray(imported, dtype=dtype)
+
+
+def import_library(backend: type[Backend]) -> Any:
+    """Import a backend's array library, or say why it cannot be used."""
+    try:
+        return importlib.import_module(backend.module)
+    except ModuleNotFoundError:
+        raise BackendUnavailableError(f"{backend.library} is not installed: {backend.install}") from None
+    except Exception as err:  # a broken install raises all sorts of errors on import
+        raise BackendUnavailableError(
+            f"{backend.library} is installed but failed to import: {first_line(err)}") from None
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32' or 'float64' from a name, a NumPy dtype or type, or a library's dtype object."""
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None)
+    if name is None or name not in FLOAT_DTYPES:
+        try:
+            name = np.dtype(dtype).name
+        except (TypeError, ValueError, SyntaxError):
+            name = str(dtype).rsplit(".", 1)[-1]
+    if name not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {dtype!r}")
+    return name
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def is_foreign_array(obj: Any) -> bool:
+    """An array of some library (it speaks DLPack), as opposed to host data NumPy reads directly."""
+    return hasattr(obj, "__dlpack_device__") and not isinstance(obj, (np.ndarray, np.generic))
+
+
+def plain_foreign(obj: Any) -> Any:
+    """An array of another library, without what stops DLPack from sharing it (torch's autograd graph)."""
+    return obj.detach() if array_api_compat.is_torch_array(obj) else obj
+
+
+def host_array(obj: Any, dtype: str) -> np.ndarray | None:
+    """Host data (a NumPy array, a nested sequence, a scalar) as a plain NumPy array of ``dtype``, so
+    that it can be checked where it is before it moves; None for an array of some array library."""
+    if type(obj) is not np.ndarray and (is_foreign_array(obj) or array_api_compat.is_array_api_obj(obj)):
+        return None
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, which the caller reports
+        return numeric_host_array(obj).astype(dtype, copy=False)
+
+
+def numeric_host_array(obj: Any) -> np.ndarray:
+    """``obj`` as a plain host NumPy array of real numbers, or a clear TypeError / ValueError."""
+    if isinstance(obj, np.ma.MaskedArray):
+        raise TypeError("masked arrays are not accepted: the values under the mask would be used; "
+                        "fill them first (arr.filled(value)) or drop those samples")
+    try:
+        host = np.asarray(obj)  # also a plain ndarray for subclasses such as np.matrix
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"expected a rectangular array of real numbers, got {type(obj).__name__} ({err})") from None
+    if host.dtype.kind not in "biuf":
+        raise TypeError(f"expected real numbers, got {type(obj).__name__} of dtype {host.dtype}")
+    return host

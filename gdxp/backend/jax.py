@@ -1,0 +1,87 @@
+"""JAX on one device, float64 only in JAX's own 64-bit mode."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Any
+
+import numpy as np
+
+from .._typing import Array
+from .base import Backend, import_library
+
+
+class JaxBackend(Backend):
+    """JAX on one device: a ``jax.Device`` or ``"platform:index"`` (``"cpu:1"``, ``"gpu:0"``, the
+    index-th device of that platform). float64 needs JAX's 64-bit mode, which gdxp never switches on."""
+
+    name = "jax"
+    module = "jax"
+    library = "JAX"
+    install = "pip install 'gdxp[jax]'"
+    distributions = ("jax",)
+
+    def __init__(self, device: Any = None, dtype: Any = None) -> None:
+        jax = import_library(type(self))
+        self._jax = jax
+        super().__init__(importlib.import_module("jax.numpy"), self._find_device(device), dtype)
+
+    def _find_device(self, device: Any) -> Any:
+        jax = self._jax
+        if device is None:
+            return jax.config.jax_default_device or jax.devices()[0]
+        if isinstance(device, jax.Device):
+            return device
+        platform, _, index = str(device).partition(":") if isinstance(device, str) else ("", "", "")
+        try:
+            return jax.devices(platform)[int(index or 0)]
+        except (RuntimeError, ValueError, IndexError):
+            raise ValueError(f"a jax device is a jax.Device or 'platform:index' like 'cpu:0' or 'gpu:0'; "
+                             f"got {device!r}, and the devices here are {', '.join(self.devices())}") from None
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        jax = import_library(cls)
+        return tuple(_jax_device_name(jax, d) for platform in ("gpu", "tpu", "cpu")
+                     for d in _jax_platform_devices(jax, platform))
+
+    @property
+    def device_name(self) -> str:
+        return _jax_device_name(self._jax, self.device)
+
+    def to_numpy(self, arr: Array) -> np.ndarray:
+        return np.asarray(self._jax.device_get(arr))
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        return self._jax.default_device(self.device)  # creation functions would otherwise use device 0
+
+    def _dtype_hint(self) -> str:
+        if self.dtype_name == "float64" and not self._jax.config.jax_enable_x64:
+            return (": JAX computes in float64 only in its 64-bit mode; switch it on yourself with "
+                    "jax.config.update('jax_enable_x64', True) before making any array (gdxp never flips "
+                    "that global switch), or use dtype='float32'")
+        return ""
+
+    def _is_native(self, obj: Any) -> bool:
+        return isinstance(obj, self._jax.Array)
+
+    def _is_here(self, arr: Array) -> bool:
+        return arr.devices() == {self.device}
+
+    def _move(self, arr: Array) -> Array:
+        return self._jax.device_put(arr, self.device)
+
+    def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
+        return self._jax.device_put(np.asarray(host, dtype=np.dtype(dtype)), self.device)  # an explicit copy
+
+
+def _jax_platform_devices(jax: Any, platform: str) -> list[Any]:
+    try:
+        return jax.devices(platform)
+    except RuntimeError:  # no such platform here
+        return []
+
+
+def _jax_device_name(jax: Any, device: Any) -> str:
+    return f"{device.platform}:{jax.devices(device.platform).index(device)}"
