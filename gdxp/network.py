@@ -267,20 +267,20 @@ class Network:
 def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None, device: Any = None,
          dtype: Any = None) -> Network:
     """Read a network saved by :meth:`Network.save`, onto ``backend``/``device`` (any, whatever it was
-    saved from) with ``dtype`` (default: the saved one)."""
+    saved from) with ``dtype`` (default: the saved one). A file that is not a whole gdxp model, whatever
+    is wrong with it, gets a ``ValueError`` naming it; nothing in a file is ever run (no pickle)."""
     data = serialization.read(path)
     settings = serialization.architecture(data, path)
+    weights = serialization.weights(data, path, settings["sizes"], settings["bias"])  # before anything is allocated
     if dtype is not None:
         settings["dtype"] = dtype
-    net = Network(**settings, backend=backend, device=device)
-    shapes = net.weight_shapes()
-    weights = serialization.weights(data, path, len(shapes))
-    try:
+    try:  # what the constructor refuses in the file's values (a size, an activation's name, the dtype)
+        net = Network(**settings, backend=backend, device=device)
         net.set_weights(weights)
-    except (ValueError, TypeError) as err:
+    except (ValueError, OverflowError, MemoryError) as err:
         raise ValueError(f"{path}: {err}") from None
     with net.backend.activate():
-        net.optimizer = serialization.optimizer(data, path, shapes, net.backend.asarray)
+        net.optimizer = serialization.optimizer(data, path, net.weight_shapes(), net.backend.asarray)
     return net
 
 

@@ -13,6 +13,7 @@ optimizer) into the file's arrays and checks them on the way back; :func:`gdxp.n
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tempfile
@@ -31,6 +32,10 @@ __all__ = ["FORMAT_VERSION", "architecture", "model_arrays", "optimizer", "optim
 
 FORMAT_VERSION = 1
 _ARCHITECTURE_KEYS = ("format_version", "sizes", "activations", "loss", "bias", "dtype")
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+_KINDS = "biufU"  # bools, integers, floats and text: all a gdxp file ever holds
+_MAX_EXPANSION = 1100  # deflate expands at most about 1032 to 1: a member claiming more is a zip bomb
 
 
 def model_arrays(sizes: Sequence[int], activations: Sequence[str], loss: str, bias: bool, dtype: str,
@@ -72,7 +77,7 @@ def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
     missing = [key for key in _ARCHITECTURE_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path} is not a gdxp model: it lacks {', '.join(missing)}")
-    version = _scalar(data, "format_version", "iu")
+    version = _scalar(data, "format_version", "iu", path)
     if version < 1:
         raise ValueError(f"{path}: format_version must be at least 1, got {version}")
     if version > FORMAT_VERSION:
@@ -86,38 +91,46 @@ def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
         raise ValueError(f"{path}: 'activations' must name one activation per layer ({len(sizes) - 1}), "
                          f"got {activations!r}")
     return {"sizes": [int(s) for s in sizes], "activation": [str(a) for a in activations[:-1]],
-            "output_activation": str(activations[-1]), "loss": str(_scalar(data, "loss", "U")),
-            "bias": bool(_scalar(data, "bias", "b")), "dtype": str(_scalar(data, "dtype", "U"))}
+            "output_activation": str(activations[-1]), "loss": str(_scalar(data, "loss", "U", path)),
+            "bias": bool(_scalar(data, "bias", "b", path)), "dtype": str(_scalar(data, "dtype", "U", path))}
 
 
-def weights(data: dict[str, np.ndarray], path: Any, count: int) -> list[np.ndarray]:
-    """The file's ``count`` weight arrays, in order; refuses a file with fewer or more."""
-    weight_keys = [f"weight_{i}" for i in range(count)]
+def weights(data: dict[str, np.ndarray], path: Any, sizes: Sequence[int], bias: bool) -> list[np.ndarray]:
+    """The file's weight arrays, in order, checked against the shapes that ``sizes`` and ``bias`` give
+    before any network is built: a file claiming huge layers without their weights allocates nothing."""
+    shapes = _weight_shapes(sizes, bias)
+    weight_keys = [f"weight_{i}" for i in range(len(shapes))]
     absent = [key for key in weight_keys if key not in data]
     if absent:
-        raise ValueError(f"{path} lacks weight arrays {', '.join(absent)} (expected {count})")
+        raise ValueError(f"{path} lacks weight arrays {', '.join(absent)} (expected {len(shapes)})")
     extra = sorted(key for key in data if key.startswith("weight_") and key not in weight_keys)
     if extra:
-        raise ValueError(f"{path} holds weight arrays {', '.join(extra)} beyond the {count} its architecture has")
+        raise ValueError(f"{path} holds weight arrays {', '.join(extra)} beyond the {len(shapes)} its architecture "
+                         f"has")
+    for index, (key, shape) in enumerate(zip(weight_keys, shapes)):
+        if data[key].shape != shape:
+            raise ValueError(f"{path}: weight array {index} must have shape {shape}, got {data[key].shape}")
+        if data[key].dtype.kind != "f":
+            raise ValueError(f"{path}: weight array {index} must hold floating-point numbers, got {data[key].dtype}")
     return [data[key] for key in weight_keys]
 
 
 def optimizer(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int, ...]],
               to_device: Callable[[np.ndarray], Array]) -> Optimizer | None:
-    """The optimizer the file holds (None without one), its state moved by ``to_device`` and checked
-    against the weights' ``shapes``."""
+    """The optimizer the file holds (None without one), its state checked against the weights' ``shapes``
+    on the host, then moved by ``to_device``."""
     if "optimizer" not in data:
         return None
-    name = str(_scalar(data, "optimizer", "U"))
+    name = str(_scalar(data, "optimizer", "U", path))
     if name not in OPTIMIZERS:
         raise ValueError(f"{path}: unknown optimizer {name!r}; this gdxp knows {', '.join(OPTIMIZERS)}")
     kind = OPTIMIZERS[name]
-    settings = {key: _scalar(data, f"optimizer_{key}", "biuf").item() for key in kind().hyperparameters()}
+    settings = {key: _scalar(data, f"optimizer_{key}", "biuf", path).item() for key in kind().hyperparameters()}
     try:
         restored = kind(**settings)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError) as err:
         raise ValueError(f"{path}: bad {name} settings {settings}: {err}") from None
-    restored.steps = int(_scalar(data, "optimizer_steps", "iu"))
+    restored.steps = int(_scalar(data, "optimizer_steps", "iu", path))
     if restored.steps < 0:
         raise ValueError(f"{path}: optimizer_steps must be at least 0, got {restored.steps}")
     if restored.steps > 0 and kind.state_size:
@@ -125,40 +138,101 @@ def optimizer(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int
         absent = [key for slot in keys for key in slot if key not in data]
         if absent:
             raise ValueError(f"{path} lacks optimizer state arrays {', '.join(absent)}")
+        restored.state = [[data[key] for key in slot] for slot in keys]
+        try:
+            restored.check_state(shapes)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        for key in (key for slot in keys for key in slot):
+            if data[key].dtype.kind != "f" or not np.all(np.isfinite(data[key])):
+                raise ValueError(f"{path}: {key} must hold finite floating-point numbers, got {data[key]!r}")
         restored.state = [[to_device(data[key]) for key in slot] for slot in keys]
-        restored.check_state(shapes)
     return restored
 
 
+def _weight_shapes(sizes: Sequence[int], bias: bool) -> list[tuple[int, ...]]:
+    """What :meth:`Network.weight_shapes` will be for these sizes, known before the network exists."""
+    shapes: list[tuple[int, ...]] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        shapes += [(n_in, n_out), (n_out,)] if bias else [(n_in, n_out)]
+    return shapes
+
+
 def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the archive, refusing pickled objects and saying what is wrong with a bad file."""
+    """Every array of the archive, refusing pickled objects and saying what is wrong with a bad file.
+
+    The archive is parsed here rather than by ``np.load``, so that every member is read to its end (its
+    CRC-32 checked), every ``.npy`` header's shape is checked against the bytes the member holds before
+    anything is allocated, and whatever zipfile, zlib or numpy's header parser raise on damaged bytes
+    (NotImplementedError, RuntimeError, SyntaxError, MemoryError...) becomes a ValueError naming the file.
+    """
     with path.open("rb") as file:  # opened here, so that a bad archive cannot leak the handle
+        if file.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+            raise ValueError(f"{path} is not a readable .npz archive: it holds a single array, not a gdxp model")
+        file.seek(0)
         try:
-            archive = np.load(file, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path} is not a readable .npz archive ({err})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path} holds a single array, not a gdxp model (.npz archive)")
+            archive = zipfile.ZipFile(file)
+        except Exception as err:  # any failure to parse the archive means a bad file
+            raise ValueError(f"{path} is not a readable .npz archive ({_why(err)})") from None
         with archive:
-            return {key: _entry(archive, key, path) for key in archive.files}
+            data: dict[str, np.ndarray] = {}
+            for info in archive.infolist():
+                key = info.filename.removesuffix(".npy")
+                if key in data:
+                    raise ValueError(f"{path} is not a readable .npz archive: it holds entry {key!r} twice")
+                data[key] = _entry(archive, info, key, path)
+            return data
 
 
-def _entry(archive: Any, key: str, path: Path) -> np.ndarray:
+def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> np.ndarray:
+    if not info.filename.endswith(".npy"):
+        raise ValueError(f"{path}: entry {key!r} is not a NumPy array (a member without .npy)")
     try:
-        value = archive[key]
-    except ValueError as err:  # object arrays: numpy refuses them without pickle
-        raise ValueError(f"{path}: entry {key!r} holds Python objects, which gdxp never loads ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
-        raise ValueError(f"{path}: entry {key!r} cannot be read; the file is truncated or corrupt ({err})") from None
-    if not isinstance(value, np.ndarray):
-        raise ValueError(f"{path}: entry {key!r} is not a NumPy array (got {type(value).__name__})")
-    return value
+        with archive.open(info) as member:
+            return _npy(member, info)
+    except _Refused as err:
+        raise ValueError(f"{path}: entry {key!r} {err}") from None
+    except Exception as err:  # damaged bytes make zipfile, zlib and numpy raise anything
+        raise ValueError(f"{path}: entry {key!r} cannot be read; the file is truncated or corrupt "
+                         f"({_why(err)})") from None
 
 
-def _scalar(data: dict[str, np.ndarray], key: str, kinds: str) -> Any:
+class _Refused(Exception):
+    """What is wrong with one member, said after its name."""
+
+
+def _npy(member: Any, info: zipfile.ZipInfo) -> np.ndarray:
+    """One ``.npy`` member as an array: header first, its size checked against the member's, then the data."""
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > _MAX_EXPANSION * max(info.compress_size, 1):
+        raise _Refused(f"claims to expand {info.compress_size} compressed bytes to {info.file_size}, more than "
+                       f"compression can")
+    version = np.lib.format.read_magic(member)
+    if version not in _NPY_HEADERS:
+        raise _Refused(f"has .npy format version {version}; gdxp reads {', '.join(map(str, _NPY_HEADERS))}")
+    shape, fortran_order, dtype = _NPY_HEADERS[version](member)
+    if dtype.hasobject:
+        raise _Refused("holds Python objects, which gdxp never loads (pickle could run code)")
+    if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise _Refused(f"holds {dtype} values; a gdxp file holds plain numbers and text")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes != info.file_size - member.tell():
+        raise _Refused(f"claims shape {shape} of {dtype} ({nbytes} bytes) but holds {info.file_size - member.tell()} "
+                       f"bytes of data; the file is corrupt")
+    raw = member.read(nbytes)
+    if len(raw) != nbytes or member.read(1):  # reading to the end checks the member's CRC-32
+        raise _Refused("is truncated")
+    order = "F" if fortran_order else "C"
+    return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape, order=order).copy()
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _scalar(data: dict[str, np.ndarray], key: str, kinds: str, path: Any) -> Any:
     value = data.get(key)
     if value is None or value.shape != () or value.dtype.kind not in kinds:
-        raise ValueError(f"entry {key!r} must be a single value of kind {kinds!r}, got {value!r}")
+        raise ValueError(f"{path}: entry {key!r} must be a single value of kind {kinds!r}, got {value!r}")
     return value[()]
 
 

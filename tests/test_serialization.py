@@ -372,8 +372,71 @@ def test_a_bad_file_says_what_is_wrong(tmp_path, case):
     arrays = _saved_arrays(tmp_path, include_optimizer=True)
     path = tmp_path / ("bad.npy" if case == "single-array" else "bad.npz")
     make(path, arrays)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as excinfo:
         gdxp.load(path)
+    assert str(path) in str(excinfo.value)  # every message names the file, the constructor's too
+
+
+def _with_member(path, arrays, name, payload):
+    """A file whose member ``name`` holds ``payload`` (raw .npy bytes) instead of its array, CRCs intact."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value)
+            archive.writestr(f"{key}.npy", payload if key == name else buffer.getvalue())
+
+
+def _npy_with_header(header):
+    """A version 1.0 .npy member with this header text and 8 bytes of data."""
+    text = header.encode("latin1")
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(8)
+
+
+def _patched_directory(field, value):
+    """A tampering helper: the archive with a field of weight_0.npy's central directory record set to
+    ``value`` (a little-endian 2-byte field at ``field`` bytes from the record's start)."""
+    def make(path, arrays):
+        _savez(path, arrays)
+        data = bytearray(path.read_bytes())
+        record = data.rindex(b"weight_0.npy") - 46  # the central directory's copy of the name comes last
+        assert data[record:record + 4] == b"PK\x01\x02"
+        data[record + field:record + field + 2] = value.to_bytes(2, "little")
+        path.write_bytes(bytes(data))
+    return make
+
+
+CORRUPT = "cannot be read; the file is truncated or corrupt|is not a readable .npz archive"
+
+# what each raised before load turned every error on a damaged file into a ValueError naming it
+DAMAGED_FILES = {
+    "compression-method": (_patched_directory(10, 99), CORRUPT),  # NotImplementedError
+    "deflate-on-stored-bytes": (_patched_directory(10, zipfile.ZIP_DEFLATED), CORRUPT),  # zlib.error
+    "version-needed": (_patched_directory(6, 255), CORRUPT),  # NotImplementedError: zip file version 25.5
+    "patched-data-flag": (_patched_directory(8, 0x20), CORRUPT),  # NotImplementedError
+    "encrypted-flag": (_patched_directory(8, 0x01), CORRUPT),  # RuntimeError: password required
+    "npy-header-syntax": (lambda p, a: _with_member(p, a, "weight_0", _npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1, }")), CORRUPT),  # tokenize.TokenError
+    "npy-header-huge-shape": (lambda p, a: _with_member(p, a, "weight_0", _npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }")),
+        r"claims shape \(1000000000000,\) of float64 \(8000000000000 bytes\) but holds 8"),  # MemoryError
+    "huge-sizes": (lambda p, a: _savez(p, {**a, "sizes": np.array([10**9, 5, 2])}),
+                   r"weight array 0 must have shape \(1000000000, 5\), got \(3, 5\)"),  # MemoryError
+    "integer-weights": (lambda p, a: _savez(p, {**a, "weight_2": a["weight_2"].astype(np.int64)}),
+                        "weight array 2 must hold floating-point numbers, got int64"),
+    "text-optimizer-state": (lambda p, a: _savez(p, {**a, "optimizer_state_0_1": a["optimizer_state_0_1"].astype(str)}),
+                             "optimizer_state_0_1 must hold finite floating-point numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_FILES))
+def test_a_damaged_file_is_a_value_error_naming_it(tmp_path, case):
+    make, message = DAMAGED_FILES[case]
+    path = tmp_path / "damaged.npz"
+    make(path, _saved_arrays(tmp_path, include_optimizer=True))
+    with pytest.raises(ValueError, match=message) as excinfo:
+        gdxp.load(path)
+    assert str(path) in str(excinfo.value)
 
 
 def test_the_tampering_helpers_alone_leave_a_loadable_file(tmp_path):
