@@ -1,10 +1,12 @@
 """Saving and loading networks: one ``.npz`` of plain arrays, written atomically, read without pickle.
 
 The file holds the architecture (sizes, activation names, loss, bias, dtype) as plain numbers and
-strings, every weight as a host array, and optionally the optimizer's settings and state. Nothing is
-ever pickled, so loading a file cannot run code; a file that is not what it should be gets a
-``ValueError`` that says what is wrong. Saving writes a temporary file beside the target and renames
-it over the target, so a crash mid-save never leaves a broken file in place of a good one.
+strings, every weight as a host array, optionally the optimizer's settings and state, and (from
+format 2) a manifest naming every other entry, so that an entry lost to damage is an error rather
+than a quietly smaller model. Nothing is ever pickled, so loading a file cannot run code; a file that
+is not what it should be gets a ``ValueError`` that names it and says what is wrong. Saving writes a
+temporary file beside the target and renames it over the target, so a crash mid-save never leaves a
+broken file in place of a good one.
 
 This module knows the file, not the network: it turns plain values (sizes, names, host arrays, an
 optimizer) into the file's arrays and checks them on the way back; :func:`gdxp.network.load` and
@@ -27,10 +29,11 @@ import numpy as np
 from ._typing import Array
 from .optimizers import OPTIMIZERS, Optimizer
 
-__all__ = ["FORMAT_VERSION", "architecture", "model_arrays", "optimizer", "optimizer_arrays", "read", "weights",
-           "write"]
+__all__ = ["FORMAT_VERSION", "MANIFEST", "architecture", "model_arrays", "optimizer", "optimizer_arrays", "read",
+           "weights", "write"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the manifest; files of format 1 are still read
+MANIFEST = "manifest"
 _ARCHITECTURE_KEYS = ("format_version", "sizes", "activations", "loss", "bias", "dtype")
 _NPY_MAGIC = b"\x93NUMPY"
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -63,8 +66,9 @@ def optimizer_arrays(optimizer: Optimizer, to_host: Callable[[Array], np.ndarray
 
 
 def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` (exactly that name; ``.npz`` is not appended), atomically."""
-    _write_atomically(Path(path), arrays)
+    """Write ``arrays`` and a manifest listing their names to ``path`` (exactly that name; ``.npz`` is not
+    appended), atomically."""
+    _write_atomically(Path(path), {**arrays, MANIFEST: np.array(sorted(arrays))})
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -73,7 +77,10 @@ def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
-    """The keyword arguments of ``Network`` that the file's architecture entries give, checked."""
+    """The keyword arguments of ``Network`` that the file's architecture entries give, checked, after
+    checking that the file holds exactly the entries its manifest lists."""
+    if MANIFEST in data:
+        _check_manifest(data, path)
     missing = [key for key in _ARCHITECTURE_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path} is not a gdxp model: it lacks {', '.join(missing)}")
@@ -83,6 +90,9 @@ def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer gdxp (format {version}); this one reads up to "
                          f"format {FORMAT_VERSION}: upgrade gdxp")
+    if version >= 2 and MANIFEST not in data:
+        raise ValueError(f"{path} lacks its manifest (the list of its entries), which format {version} has: "
+                         f"the file is damaged")
     sizes = data["sizes"]
     activations = data["activations"]
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
@@ -148,6 +158,21 @@ def optimizer(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int
                 raise ValueError(f"{path}: {key} must hold finite floating-point numbers, got {data[key]!r}")
         restored.state = [[to_device(data[key]) for key in slot] for slot in keys]
     return restored
+
+
+def _check_manifest(data: dict[str, np.ndarray], path: Any) -> None:
+    """Refuse a file whose entries are not exactly those its manifest lists: damage to the archive's
+    directory can make entries vanish without any other error."""
+    listed = data[MANIFEST]
+    if listed.ndim != 1 or listed.dtype.kind != "U":
+        raise ValueError(f"{path}: the manifest must list entry names, got {listed!r}")
+    names = {str(name) for name in listed}
+    absent = sorted(names - data.keys())
+    if absent:
+        raise ValueError(f"{path} lacks {', '.join(absent)}, which its manifest lists: the file is damaged")
+    extra = sorted(data.keys() - names - {MANIFEST})
+    if extra:
+        raise ValueError(f"{path} holds {', '.join(extra)}, which its manifest does not list")
 
 
 def _weight_shapes(sizes: Sequence[int], bias: bool) -> list[tuple[int, ...]]:

@@ -41,11 +41,12 @@ def _architecture(net):
 
 
 def _saved_arrays(tmp_path, include_optimizer=False):
-    """The arrays of a good saved file, as a dict to tamper with."""
+    """The arrays of a good saved file but its manifest, as a dict to tamper with (``_savez`` adds a
+    manifest of what it writes)."""
     path = tmp_path / "good.npz"
     _trained(optimizer="adam").save(path, include_optimizer=include_optimizer)
     with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
+        return {key: archive[key] for key in archive.files if key != "manifest"}
 
 
 # -- round trips -----------------------------------------------------------------------------------
@@ -227,8 +228,10 @@ def test_the_file_holds_only_plain_arrays(tmp_path):
     weights = {f"weight_{i}" for i in range(4)}
     state = {f"optimizer_state_{slot}_{i}" for slot in range(2) for i in range(4)}
     settings = {"optimizer", "optimizer_steps", "optimizer_beta1", "optimizer_beta2", "optimizer_epsilon"}
-    assert set(data) == {"format_version", "sizes", "activations", "loss", "bias", "dtype"} | weights | state | settings
-    assert data["format_version"] == gdxp.serialization.FORMAT_VERSION == 1
+    architecture = {"format_version", "sizes", "activations", "loss", "bias", "dtype"}
+    assert set(data) == architecture | weights | state | settings | {"manifest"}
+    assert data["manifest"].tolist() == sorted(set(data) - {"manifest"})  # what the file holds, but itself
+    assert data["format_version"] == gdxp.serialization.FORMAT_VERSION == 2
     np.testing.assert_array_equal(data["sizes"], [3, 5, 2])
     assert data["activations"].tolist() == ["tanh", "softmax"]
     assert (str(data["loss"]), bool(data["bias"]), str(data["dtype"])) == ("cross_entropy", True, "float64")
@@ -280,7 +283,10 @@ def test_a_crash_on_a_first_save_leaves_nothing(tmp_path, monkeypatch):
 
 # -- bad files -------------------------------------------------------------------------------------
 
-def _savez(path, arrays):
+def _savez(path, arrays, manifest=True):
+    """Write ``arrays`` as gdxp would: with a manifest of their names (unless ``manifest`` is False)."""
+    if manifest:
+        arrays = {**arrays, "manifest": np.array(sorted(arrays))}
     with open(path, "wb") as file:  # exactly this name, whatever numpy would append
         np.savez(file, **arrays)
 
@@ -344,7 +350,7 @@ BAD_FILES = {
     "transposed-weight": (_transposed, r"weight array 0 must have shape \(3, 5\), got \(5, 3\)"),
     "missing-weight": (lambda p, a: _savez(p, _without(a, "weight_3")), r"lacks weight arrays weight_3 \(expected 4\)"),
     "non-finite-weight": (_non_finite_weight, r"weight array 1 must hold finite numbers"),
-    "newer-format": (lambda p, a: _savez(p, {**a, "format_version": np.array(2)}), r"newer gdxp \(format 2\)"),
+    "newer-format": (lambda p, a: _savez(p, {**a, "format_version": np.array(3)}), r"newer gdxp \(format 3\)"),
     "format-as-text": (lambda p, a: _savez(p, {**a, "format_version": np.array("1")}),
                        r"entry 'format_version' must be a single value"),
     "fractional-sizes": (lambda p, a: _savez(p, {**a, "sizes": np.array([3.0, 5.0, 2.0])}),
@@ -393,16 +399,20 @@ def _npy_with_header(header):
     return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(8)
 
 
+def _patch_directory(path, member, field, value):
+    """Set a little-endian 2-byte field, ``field`` bytes into ``member``'s central directory record."""
+    data = bytearray(path.read_bytes())
+    record = data.rindex(member.encode()) - 46  # the central directory's copy of the name comes last
+    assert data[record:record + 4] == b"PK\x01\x02"
+    data[record + field:record + field + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
 def _patched_directory(field, value):
-    """A tampering helper: the archive with a field of weight_0.npy's central directory record set to
-    ``value`` (a little-endian 2-byte field at ``field`` bytes from the record's start)."""
+    """A tampering helper: the archive with a field of weight_0.npy's central directory record set to ``value``."""
     def make(path, arrays):
         _savez(path, arrays)
-        data = bytearray(path.read_bytes())
-        record = data.rindex(b"weight_0.npy") - 46  # the central directory's copy of the name comes last
-        assert data[record:record + 4] == b"PK\x01\x02"
-        data[record + field:record + field + 2] = value.to_bytes(2, "little")
-        path.write_bytes(bytes(data))
+        _patch_directory(path, "weight_0.npy", field, value)
     return make
 
 
@@ -437,6 +447,79 @@ def test_a_damaged_file_is_a_value_error_naming_it(tmp_path, case):
     with pytest.raises(ValueError, match=message) as excinfo:
         gdxp.load(path)
     assert str(path) in str(excinfo.value)
+
+
+def _assert_same_network(loaded, net):
+    """Architecture, weights and optimizer (settings, steps, state) all equal."""
+    assert _architecture(loaded) == _architecture(net)
+    assert loaded.backend.dtype_name == net.backend.dtype_name
+    for mine, saved in zip(loaded.get_weights(), net.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, saved)
+    assert (loaded.optimizer is None) == (net.optimizer is None)
+    if net.optimizer is not None:
+        assert (loaded.optimizer.name, loaded.optimizer.steps) == (net.optimizer.name, net.optimizer.steps)
+        assert loaded.optimizer.hyperparameters() == net.optimizer.hyperparameters()
+        for mine, saved in zip(loaded.optimizer.state, net.optimizer.state, strict=True):
+            for a, b in zip(mine, saved, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+CENTRAL_DIRECTORY_COMMENT_LENGTH = 32  # bytes into a record; a wrong one makes the zip reader skip records
+
+
+def test_entries_lost_to_a_damaged_directory_are_an_error(tmp_path):
+    """The issue's case: one wrong length in the archive's directory hid the optimizer's entries, and the
+    file loaded as a network without an optimizer. The manifest makes the loss an error."""
+    path = tmp_path / "model.npz"
+    _trained(epochs=2, optimizer="adam").save(path, include_optimizer=True)
+    _patch_directory(path, "weight_3.npy", CENTRAL_DIRECTORY_COMMENT_LENGTH, 0xFFFF)
+    with zipfile.ZipFile(path) as archive:  # the control: the zip reader itself sees no optimizer entries
+        assert "weight_3.npy" in archive.namelist() and "optimizer.npy" not in archive.namelist()
+    with pytest.raises(ValueError, match=r"model.npz lacks its manifest .* the file is damaged") as excinfo:
+        gdxp.load(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_a_cut_at_any_directory_record_is_an_error_or_changes_nothing(tmp_path):
+    path = tmp_path / "model.npz"
+    net = _trained(epochs=2, optimizer="adam")
+    net.save(path, include_optimizer=True)
+    good = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        members = archive.namelist()
+    for member in members:
+        path.write_bytes(good)
+        _patch_directory(path, member, CENTRAL_DIRECTORY_COMMENT_LENGTH, 0xFFFF)
+        try:
+            loaded = gdxp.load(path)
+        except ValueError as err:
+            assert str(path) in str(err), member
+        else:
+            _assert_same_network(loaded, net)
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    (["extra_entry"], r"lacks extra_entry, which its manifest lists: the file is damaged"),
+    ([], r"holds optimizer_state_0_0, which its manifest does not list"),
+])
+def test_entries_must_be_exactly_those_the_manifest_lists(tmp_path, manifest, message):
+    arrays = _saved_arrays(tmp_path, include_optimizer=True)
+    listed = sorted(arrays) + manifest if manifest else sorted(set(arrays) - {"optimizer_state_0_0"})
+    path = tmp_path / "listed.npz"
+    _savez(path, {**arrays, "manifest": np.array(listed)}, manifest=False)
+    with pytest.raises(ValueError, match=message):
+        gdxp.load(path)
+
+
+def test_a_format_1_file_still_loads(tmp_path):
+    """Files written before the manifest (format 1) have none, and load as they did."""
+    net = _trained(epochs=3, optimizer="adam")
+    path = tmp_path / "model.npz"
+    net.save(path, include_optimizer=True)
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files if key != "manifest"}
+    _savez(tmp_path / "v1.npz", {**arrays, "format_version": np.array(1)}, manifest=False)
+    _assert_same_network(gdxp.load(tmp_path / "v1.npz"), net)
 
 
 def test_the_tampering_helpers_alone_leave_a_loadable_file(tmp_path):
