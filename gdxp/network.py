@@ -107,8 +107,10 @@ class Network:
         self._weights = arrays
 
     def copy(self, *, backend: str | None = None, device: Any = None, dtype: Any = None) -> Network:
-        """A copy with the same architecture, weights and shuffling state, optionally elsewhere:
-        ``backend``/``dtype`` None keep this network's; ``device`` None keeps it on the same backend."""
+        """A copy with the same architecture, weights, shuffling state and optimizer (its settings, step
+        count and a copy of its state), optionally elsewhere: ``backend``/``dtype`` None keep this
+        network's; ``device`` None keeps it on the same backend. Training the copy goes on exactly as
+        training this network would, and changes nothing here."""
         same_backend = backend is None or backend == self.backend.name
         twin = Network(self.sizes, activation=self.activations[:-1], output_activation=self.activations[-1],
                        loss=self.loss, bias=self.bias,
@@ -117,6 +119,11 @@ class Network:
                        dtype=self.backend.dtype_name if dtype is None else dtype)
         twin.set_weights(self.get_weights())
         twin._shuffle_rng = copy.deepcopy(self._shuffle_rng)
+        if self.optimizer is not None:
+            twin.optimizer = copy.copy(self.optimizer)  # its settings; its state is copied onto the twin's device
+            with twin.backend.activate():
+                twin.optimizer.state = [[twin.backend.asarray(a, copy=True) for a in slot]
+                                        for slot in self.optimizer.state]
         return twin
 
     # -- the seam the engine's modules use ---------------------------------------------------------
@@ -244,13 +251,15 @@ class Network:
 
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
         """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,
-        on any backend. ``include_optimizer`` also keeps the optimizer's settings and state."""
+        on any backend. The file keeps the shuffling state too; ``include_optimizer`` also keeps the
+        optimizer's settings and state, so that training resumed from the file equals an unbroken run."""
         arrays = serialization.model_arrays(self.sizes, [a.name for a in self.activations], self.loss.name, self.bias,
                                             self.backend.dtype_name, self.get_weights())
         if include_optimizer:
             if self.optimizer is None:
                 raise ValueError("this network has no optimizer yet (fit it first), so there is none to include")
             arrays.update(serialization.optimizer_arrays(self.optimizer, self.backend.to_numpy))
+        arrays.update(serialization.shuffle_arrays(self.shuffle_rng))
         serialization.write(path, arrays)
 
     def trace(self, x: Any, y: Any) -> tracing.Trace:
@@ -281,6 +290,9 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None, 
         raise ValueError(f"{path}: {err}") from None
     with net.backend.activate():
         net.optimizer = serialization.optimizer(data, path, net.weight_shapes(), net.backend.asarray)
+    shuffling = serialization.shuffle_state(data, path)
+    if shuffling is not None:  # format 1 files have none: then the shuffling starts afresh
+        net.shuffle_rng.bit_generator.state = shuffling
     return net
 
 

@@ -1,12 +1,13 @@
 """Saving and loading networks: one ``.npz`` of plain arrays, written atomically, read without pickle.
 
 The file holds the architecture (sizes, activation names, loss, bias, dtype) as plain numbers and
-strings, every weight as a host array, optionally the optimizer's settings and state, and (from
-format 2) a manifest naming every other entry, so that an entry lost to damage is an error rather
-than a quietly smaller model. Nothing is ever pickled, so loading a file cannot run code; a file that
-is not what it should be gets a ``ValueError`` that names it and says what is wrong. Saving writes a
-temporary file beside the target and renames it over the target, so a crash mid-save never leaves a
-broken file in place of a good one.
+strings, every weight as a host array, optionally the optimizer's settings and state, and from
+format 2 the state of the generator that shuffles mini-batches (so that training resumed from a file
+goes on exactly as an unbroken run) and a manifest naming every other entry (so that an entry lost to
+damage is an error rather than a quietly smaller model). Nothing is ever pickled, so loading a file
+cannot run code; a file that is not what it should be gets a ``ValueError`` that names it and says
+what is wrong. Saving writes a temporary file beside the target and renames it over the target, so a
+crash mid-save never leaves a broken file in place of a good one.
 
 This module knows the file, not the network: it turns plain values (sizes, names, host arrays, an
 optimizer) into the file's arrays and checks them on the way back; :func:`gdxp.network.load` and
@@ -29,11 +30,12 @@ import numpy as np
 from ._typing import Array
 from .optimizers import OPTIMIZERS, Optimizer
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "architecture", "model_arrays", "optimizer", "optimizer_arrays", "read",
-           "weights", "write"]
+__all__ = ["FORMAT_VERSION", "MANIFEST", "SHUFFLE_STATE", "architecture", "model_arrays", "optimizer",
+           "optimizer_arrays", "read", "shuffle_arrays", "shuffle_state", "weights", "write"]
 
-FORMAT_VERSION = 2  # 2 added the manifest; files of format 1 are still read
+FORMAT_VERSION = 2  # 2 added the manifest and the shuffling state; files of format 1 are still read
 MANIFEST = "manifest"
+SHUFFLE_STATE = "shuffle_rng_pcg64"
 _ARCHITECTURE_KEYS = ("format_version", "sizes", "activations", "loss", "bias", "dtype")
 _NPY_MAGIC = b"\x93NUMPY"
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -63,6 +65,31 @@ def optimizer_arrays(optimizer: Optimizer, to_host: Callable[[Array], np.ndarray
     for slot, states in enumerate(optimizer.state):
         arrays.update({f"optimizer_state_{slot}_{i}": to_host(a) for i, a in enumerate(states)})
     return arrays
+
+
+def shuffle_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The file's entry for the generator that orders mini-batches: NumPy's PCG64 state (two 128-bit
+    numbers, then a flag and a cached 32-bit number) as six unsigned 64-bit words."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        raise ValueError(f"the shuffling generator must be NumPy's PCG64 (default_rng), got {state['bit_generator']}")
+    words = [*_halves(state["state"]["state"]), *_halves(state["state"]["inc"]), state["has_uint32"],
+             state["uinteger"]]
+    return {SHUFFLE_STATE: np.array(words, dtype=np.uint64)}
+
+
+def shuffle_state(data: dict[str, np.ndarray], path: Any) -> dict[str, Any] | None:
+    """The ``bit_generator.state`` of the file's shuffling generator, checked; None in a file without one
+    (format 1)."""
+    words = data.get(SHUFFLE_STATE)
+    if words is None:
+        return None
+    if words.shape != (6,) or words.dtype != np.uint64 or words[4] > 1 or words[5] >= 2**32:
+        raise ValueError(f"{path}: {SHUFFLE_STATE} must be 6 unsigned 64-bit words (state, increment, a flag of 0 "
+                         f"or 1 and a 32-bit number), got {words!r}")
+    high, low, inc_high, inc_low, has_uint32, uinteger = (int(word) for word in words)
+    return {"bit_generator": "PCG64", "state": {"state": high << 64 | low, "inc": inc_high << 64 | inc_low},
+            "has_uint32": has_uint32, "uinteger": uinteger}
 
 
 def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
@@ -248,6 +275,11 @@ def _npy(member: Any, info: zipfile.ZipInfo) -> np.ndarray:
         raise _Refused("is truncated")
     order = "F" if fortran_order else "C"
     return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape, order=order).copy()
+
+
+def _halves(number: int) -> tuple[int, int]:
+    """A 128-bit number as its high and low 64-bit words."""
+    return number >> 64, number & (2**64 - 1)
 
 
 def _why(err: BaseException) -> str:

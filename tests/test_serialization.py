@@ -215,6 +215,52 @@ def test_include_optimizer_before_any_fit_is_refused(tmp_path):
     assert gdxp.load(path).optimizer is None
 
 
+# -- exact resume ----------------------------------------------------------------------------------
+
+def _shuffled_run(net, epochs):
+    x = np.random.default_rng(11).normal(size=(10, 3))
+    y = np.eye(2)[np.random.default_rng(12).integers(0, 2, size=10)]
+    net.fit(x, y, epochs=epochs, learning_rate=0.05, batch_size=3, optimizer="adam", verbose=0)
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_run_split_by_save_and_load_equals_an_unbroken_run(tmp_path, dtype):
+    def network():
+        return gdxp.Network([3, 5, 2], activation="tanh", output_activation="softmax", loss="cross_entropy",
+                            seed=4, dtype=dtype)
+
+    unbroken = _shuffled_run(network(), epochs=6)
+    path = tmp_path / "half.npz"
+    _shuffled_run(network(), epochs=3).save(path, include_optimizer=True)
+    resumed = _shuffled_run(gdxp.load(path), epochs=3)
+
+    assert resumed.optimizer.steps == unbroken.optimizer.steps == 6 * 4  # four shuffled batches an epoch
+    _assert_same_network(resumed, unbroken)  # bit for bit: weights, Adam's moments, the shuffling state
+
+
+def test_copy_keeps_the_optimizer_and_the_shuffling(tmp_path):
+    net = _shuffled_run(_trained(epochs=2, optimizer=Adam(beta1=0.8)), epochs=2)
+    twin = net.copy()
+    assert twin.optimizer is not net.optimizer and type(twin.optimizer) is Adam
+    _assert_same_network(twin, net)
+    before = [np.array(a) for slot in net.optimizer.state for a in slot]
+
+    _shuffled_run(twin, epochs=3)  # training the copy leaves the original's state alone
+    for mine, kept in zip((a for slot in net.optimizer.state for a in slot), before, strict=True):
+        np.testing.assert_array_equal(mine, kept)
+    _assert_same_network(twin, _shuffled_run(net, epochs=3))  # and goes on as the original does
+
+
+def test_copy_moves_the_optimizer_state_to_the_copys_backend(backend):
+    net = _trained(epochs=3, optimizer="momentum")
+    twin = net.copy(backend=backend.name, device=backend.device, dtype=backend.dtype_name)
+    assert (twin.optimizer.name, twin.optimizer.steps) == ("momentum", 3)
+    for mine, saved in zip(twin.optimizer.state[0], net.optimizer.state[0], strict=True):
+        assert mine.dtype == twin.backend.dtype
+        np.testing.assert_array_equal(host(backend, mine), saved.astype(backend.dtype_name))
+
+
 # -- what the file holds ---------------------------------------------------------------------------
 
 def test_the_file_holds_only_plain_arrays(tmp_path):
@@ -229,7 +275,7 @@ def test_the_file_holds_only_plain_arrays(tmp_path):
     state = {f"optimizer_state_{slot}_{i}" for slot in range(2) for i in range(4)}
     settings = {"optimizer", "optimizer_steps", "optimizer_beta1", "optimizer_beta2", "optimizer_epsilon"}
     architecture = {"format_version", "sizes", "activations", "loss", "bias", "dtype"}
-    assert set(data) == architecture | weights | state | settings | {"manifest"}
+    assert set(data) == architecture | weights | state | settings | {"shuffle_rng_pcg64", "manifest"}
     assert data["manifest"].tolist() == sorted(set(data) - {"manifest"})  # what the file holds, but itself
     assert data["format_version"] == gdxp.serialization.FORMAT_VERSION == 2
     np.testing.assert_array_equal(data["sizes"], [3, 5, 2])
@@ -360,6 +406,8 @@ BAD_FILES = {
     "unknown-activation": (lambda p, a: _savez(p, {**a, "activations": np.array(["tanh", "swirl"])}),
                            r"unknown activation 'swirl'"),
     "integer-dtype": (lambda p, a: _savez(p, {**a, "dtype": np.array("int32")}), r"dtype must be one of"),
+    "bad-shuffle-state": (lambda p, a: _savez(p, {**a, "shuffle_rng_pcg64": a["shuffle_rng_pcg64"][:5]}),
+                          r"shuffle_rng_pcg64 must be 6 unsigned 64-bit words"),
     "unknown-optimizer": (lambda p, a: _savez(p, {**a, "optimizer": np.array("lion")}), r"unknown optimizer 'lion'"),
     "missing-optimizer-state": (lambda p, a: _savez(p, _without(a, "optimizer_state_1_2")),
                                 r"lacks optimizer state arrays optimizer_state_1_2"),
@@ -462,6 +510,7 @@ def _assert_same_network(loaded, net):
         for mine, saved in zip(loaded.optimizer.state, net.optimizer.state, strict=True):
             for a, b in zip(mine, saved, strict=True):
                 np.testing.assert_array_equal(a, b)
+    assert loaded.shuffle_rng.bit_generator.state == net.shuffle_rng.bit_generator.state
 
 
 CENTRAL_DIRECTORY_COMMENT_LENGTH = 32  # bytes into a record; a wrong one makes the zip reader skip records
@@ -512,14 +561,16 @@ def test_entries_must_be_exactly_those_the_manifest_lists(tmp_path, manifest, me
 
 
 def test_a_format_1_file_still_loads(tmp_path):
-    """Files written before the manifest (format 1) have none, and load as they did."""
+    """Files written before the manifest and the shuffling state (format 1) have neither, and load as they did."""
     net = _trained(epochs=3, optimizer="adam")
     path = tmp_path / "model.npz"
     net.save(path, include_optimizer=True)
     with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files if key != "manifest"}
+        arrays = {key: archive[key] for key in archive.files if key not in ("manifest", "shuffle_rng_pcg64")}
     _savez(tmp_path / "v1.npz", {**arrays, "format_version": np.array(1)}, manifest=False)
-    _assert_same_network(gdxp.load(tmp_path / "v1.npz"), net)
+    loaded = gdxp.load(tmp_path / "v1.npz")
+    loaded.shuffle_rng.bit_generator.state = net.shuffle_rng.bit_generator.state  # not in the file: a fresh one
+    _assert_same_network(loaded, net)
 
 
 def test_the_tampering_helpers_alone_leave_a_loadable_file(tmp_path):
