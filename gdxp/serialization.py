@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -29,6 +30,11 @@ import numpy as np
 
 from ._typing import Array
 from .optimizers import OPTIMIZERS, Optimizer
+
+try:
+    import fcntl  # a save locks its temporary file, so that a later one can tell a stale file from one in use
+except ImportError:  # Windows: no locks, so stale temporary files are left alone
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "SHUFFLE_STATE", "architecture", "model_arrays", "optimizer",
            "optimizer_arrays", "read", "shuffle_arrays", "shuffle_state", "weights", "write"]
@@ -94,8 +100,19 @@ def shuffle_state(data: dict[str, np.ndarray], path: Any) -> dict[str, Any] | No
 
 def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` and a manifest listing their names to ``path`` (exactly that name; ``.npz`` is not
-    appended), atomically."""
-    _write_atomically(Path(path), {**arrays, MANIFEST: np.array(sorted(arrays))})
+    appended), atomically.
+
+    A symbolic link is followed: the file it points to is replaced and the link kept. A folder, a device
+    or anything else that is not a regular file is refused. Temporary files that earlier saves of the
+    same file left behind when they were killed are removed first. Errors name ``path`` as given.
+    """
+    target = _target(path)
+    _remove_stale_temporaries(target)
+    try:
+        _write_atomically(target, {**arrays, MANIFEST: np.array(sorted(arrays))})
+    except OSError as err:
+        _say_path(err, path)  # not the hidden temporary file, nor the link's target
+        raise
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -293,25 +310,99 @@ def _scalar(data: dict[str, np.ndarray], key: str, kinds: str, path: Any) -> Any
     return value[()]
 
 
+def _target(path: str | os.PathLike[str]) -> Path:
+    """The regular file a save of ``path`` replaces: the end of any chain of symbolic links there."""
+    target = Path(os.path.realpath(path))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target  # a new file, or a link to one not made yet
+    except OSError as err:  # a loop of links, a file where a folder should be
+        _say_path(err, path)
+        raise
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS_OF_FILE if test(mode)), "not a regular file")
+        where = f" ({target})" if target != Path(path).absolute() else ""
+        raise ValueError(f"cannot save to {path}{where}: it is {kind}; a network is saved to a regular file")
+    return target
+
+
+_KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+
+
+def _say_path(err: OSError, path: str | os.PathLike[str]) -> None:
+    """Make ``err`` (same type, same errno) name ``path``, as the caller gave it, instead of another file."""
+    if err.errno is not None and err.strerror:
+        err.filename, err.filename2 = os.fspath(path), None
+    elif os.fspath(path) not in str(err):
+        err.args = (f"cannot save to {os.fspath(path)}: {err}",)
+
+
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename it over ``path``."""
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = _locked_temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, allow_pickle=False, **arrays)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, _file_mode(path))
-        os.replace(temporary, path)
+            os.chmod(temporary, _file_mode(path))
+            os.replace(temporary, path)  # while the lock is held, so that no other save takes it for stale
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    directory = os.open(folder, os.O_RDONLY)
+    directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file ``.{name}.XXXXXXXX.tmp`` beside ``path``, locked (where the system has
+    ``flock``) for as long as its handle is open: a later save tells a stale one from one in use by that."""
+    while True:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if fcntl is None:
+            return handle, temporary
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: write anyway; no save will take this one for stale
+            return handle, temporary
+        try:
+            if os.path.samestat(os.fstat(handle), os.stat(temporary)):
+                return handle, temporary
+        except FileNotFoundError:
+            pass
+        os.close(handle)  # another save removed it as stale between its creation and the lock: make another
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files that saves of ``path`` killed mid-write left behind: only names of the
+    form :func:`_locked_temporary` makes, and only those no running save holds locked. Best effort."""
+    if fcntl is None:
+        return
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's 8 random characters
+    try:
+        with os.scandir(path.parent) as entries:
+            stale = [entry.path for entry in entries
+                     if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for candidate in stale:
+        try:
+            handle = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a save holds it
+            if os.path.samestat(os.fstat(handle), os.lstat(candidate)):
+                os.unlink(candidate)
+        except OSError:
+            pass
+        finally:
+            os.close(handle)
 
 
 def _file_mode(path: Path) -> int:

@@ -5,13 +5,17 @@ import gc
 import io
 import os
 import pickle
+import signal
 import stat
+import subprocess
+import sys
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import has_float64, host, tolerance
+from helpers import assert_same_weights, has_float64, host, tolerance
 
 import gdxp
 import gdxp.serialization
@@ -325,6 +329,99 @@ def test_a_crash_on_a_first_save_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         _trained(epochs=1).save(tmp_path / "model.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- where a save writes --------------------------------------------------------------------------
+
+def test_saving_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "model.npz"
+    link.symlink_to(Path("store") / "model.npz")  # relative, and dangling until the first save
+    first, second = _trained(epochs=1), _trained(epochs=4)
+    first.save(link)
+    second.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(Path("store") / "model.npz")
+    assert_same_weights(gdxp.load(tmp_path / "store" / "model.npz"), second)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["model.npz"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz", "store"]
+
+
+def _folder(path):
+    path.mkdir()
+
+
+def _fifo(path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    os.mkfifo(path)
+
+
+def _link_to_dev_null(path):
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null here")
+    path.symlink_to("/dev/null")
+
+
+@pytest.mark.parametrize(("make", "kind"), [(_folder, "a folder"), (_fifo, "a named pipe"),
+                                            (_link_to_dev_null, r"\(/dev/null\): it is a character device")])
+def test_saving_onto_what_is_not_a_regular_file_is_refused(tmp_path, make, kind):
+    path = tmp_path / "model.npz"
+    make(path)
+    before = os.lstat(path)
+    with pytest.raises(ValueError, match=rf"cannot save to .*model.npz{'' if '(' in kind else ':'}.*{kind}"):
+        _trained().save(path)
+    after = os.lstat(path)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)  # left as it was
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_save_errors_name_the_path_given_not_a_temporary_file(tmp_path):
+    missing = tmp_path / "no-such-folder" / "model.npz"
+    with pytest.raises(FileNotFoundError) as excinfo:
+        _trained().save(missing)
+    assert excinfo.value.filename == str(missing) and ".tmp" not in str(excinfo.value)
+
+    loop = tmp_path / "loop.npz"
+    loop.symlink_to(tmp_path / "other.npz")
+    (tmp_path / "other.npz").symlink_to(loop)
+    with pytest.raises(OSError, match="symbolic links") as excinfo:  # ELOOP
+        _trained().save(loop)
+    assert excinfo.value.filename == str(loop)
+    assert loop.is_symlink() and (tmp_path / "other.npz").is_symlink()
+
+
+KILLED_MID_SAVE = """
+import os, signal, sys
+import gdxp, gdxp.serialization
+
+def killed(file, *args, **kwargs):
+    file.write(b"PK\\x03\\x04 the first bytes of an archive")
+    file.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+gdxp.serialization.np.savez = killed
+gdxp.Network([2, 1], seed=0).save(sys.argv[1])
+"""
+
+
+def test_a_save_removes_what_killed_saves_of_the_same_file_left(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "model.npz"
+    package_root = str(Path(gdxp.__file__).resolve().parent.parent)
+    result = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(path)], capture_output=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": package_root})
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".model.npz.") and leftovers[0].endswith(".tmp")
+
+    others = [".model.npz.notes.tmp", "model.npz.abcdefgh.tmp", ".other.npz.abcdefgh.tmp", ".model.npz.abcdefgh.bak"]
+    for name in [*others, ".model.npz.inflight.tmp"]:
+        (tmp_path / name).write_bytes(b"not ours to remove")
+    with open(tmp_path / ".model.npz.inflight.tmp", "rb") as in_use:
+        fcntl.flock(in_use, fcntl.LOCK_EX)  # as a save still running holds its temporary file
+        _trained().save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*others, ".model.npz.inflight.tmp", "model.npz"])
+    assert gdxp.load(path).sizes == (3, 5, 2)
 
 
 # -- bad files -------------------------------------------------------------------------------------
