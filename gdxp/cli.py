@@ -1,10 +1,16 @@
-"""Command line: ``python -m gdxp info`` (versions and backends) and ``python -m gdxp demo``."""
+"""Command line: ``python -m gdxp info`` (versions and backends) and ``python -m gdxp demo``.
+
+:func:`main` returns the exit status: 0, 2 for a wrong argument or a backend that cannot run here
+(one line on stderr, no traceback), 1 when the reader of its output went away (``| head``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 
@@ -12,10 +18,13 @@ import numpy as np
 
 from . import __version__
 from .availability import available_backends
-from .backend import BACKEND_NAMES
+from .backend import BACKEND_NAMES, BackendUnavailableError
 from .network import Network
 
 __all__ = ["main"]
+
+PROG = "python -m gdxp"
+DESCRIPTION = "gdxp: neural networks trained by backpropagation on any array library."
 
 # The part-4 tutorial's example: one sample, 3 inputs, 5 hidden sigmoid neurons, one output.
 DEMO_X = (0.1, 0.4, 4.1)
@@ -57,19 +66,52 @@ def _scalar(net: Network, x: np.ndarray) -> float:
     return float(net.backend.to_numpy(net.predict(x))[0])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gdxp", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="versions, backends, devices, and why a backend is unavailable")
-    demo_parser = commands.add_parser("demo", help="train the tutorials' part-4 network and print the loss")
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "info":
+            info()
+        else:
+            try:
+                demo(args.backend, args.epochs, args.hidden)
+            except BackendUnavailableError as err:  # a fact about this machine, not a bug: no traceback
+                print(f"{PROG} demo: error: {err}", file=sys.stderr)
+                return 2
+        sys.stdout.flush()  # a reader gone away shows here, inside the try, not at exit
+    except BrokenPipeError:
+        # ``| head`` stopped reading: say nothing more. Python's docs advise pointing stdout at devnull,
+        # so that the interpreter's own flush at exit does not fail again, and exiting with status 1.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"gdxp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{info,demo}")
+    commands.add_parser("info", help="versions, backends, devices, and why a backend is unavailable",
+                        description="Print versions, each backend with its devices and default dtype, and why any "
+                                    "is unavailable.")
+    demo_parser = commands.add_parser("demo", help="train the tutorials' part-4 network and print the loss",
+                                      description="Train the tutorials' part-4 network (3 inputs, hidden sigmoid "
+                                                  "neurons, 1 output) on its one example and print the loss.")
     demo_parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
                              help="array library (default: $GDXP_BACKEND, else numpy)")
-    demo_parser.add_argument("--epochs", type=int, default=80_000, help="per-sample steps (default 80,000)")
-    demo_parser.add_argument("--hidden", type=int, default=5, help="hidden neurons (default 5)")
-    args = parser.parse_args(argv)
-    if args.command == "info":
-        info()
-    else:
-        if args.epochs < 1 or args.hidden < 1:
-            parser.error("--epochs and --hidden must be at least 1")
-        demo(args.backend, args.epochs, args.hidden)
+    demo_parser.add_argument("--epochs", type=_at_least_one, default=80_000, help="per-sample steps (default 80,000)")
+    demo_parser.add_argument("--hidden", type=_at_least_one, default=5, help="hidden neurons (default 5)")
+    return parser
+
+
+def _at_least_one(text: str) -> int:
+    """A whole number >= 1, or an error that argparse prints with the option's name and its own usage."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -1,15 +1,40 @@
 """python -m gdxp info and demo, run as a user would."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import gdxp
+
+PACKAGE_ROOT = str(Path(gdxp.__file__).resolve().parent.parent)
 
 
 def _run(*args):
     result = subprocess.run([sys.executable, "-m", "gdxp", *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _run_failing(*args, env=None):
+    """The exit status and stderr of a run that is to fail."""
+    result = subprocess.run([sys.executable, "-m", "gdxp", *args], capture_output=True, text=True, timeout=120,
+                            env=env)
+    return result.returncode, result.stderr
+
+
+def _into_a_closed_pipe(*args):
+    """Run with stdout a pipe whose reader is already gone, as ``| head`` leaves it; the status and stderr."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "gdxp", *args], stdout=write, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    finally:
+        os.close(write)
+    return result.returncode, result.stderr
 
 
 @pytest.mark.slow  # imports every installed array library (torch, JAX) to report it: seconds
@@ -40,3 +65,45 @@ def test_bad_arguments_exit_with_a_message():
     result = subprocess.run([sys.executable, "-m", "gdxp", "demo", "--backend", "mlx"], capture_output=True,
                             text=True)
     assert result.returncode == 2 and "invalid choice: 'mlx'" in result.stderr
+
+
+def test_a_backend_that_cannot_run_here_is_one_line_and_status_2(tmp_path):
+    """Wherever CuPy is installed or not: a ``cupy`` package first on the path that fails to import."""
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text("raise ModuleNotFoundError('No module named cupy', name='cupy')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), PACKAGE_ROOT])}
+    status, err = _run_failing("demo", "--backend", "cupy", "--epochs", "10", env=env)
+    assert status == 2
+    assert err.splitlines() == ["python -m gdxp demo: error: CuPy is not installed: pip install 'gdxp[cuda12]' "
+                                "(or 'gdxp[cuda13]' for CUDA 13)"]
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_epochs_names_epochs_under_demos_usage(value):
+    status, err = _run_failing("demo", "--epochs", value)
+    assert status == 2
+    assert err.splitlines()[0].startswith("usage: python -m gdxp demo ")
+    assert err.splitlines()[-1].startswith("python -m gdxp demo: error: argument --epochs: must be ")
+    assert value in err.splitlines()[-1]
+
+
+def test_version():
+    assert _run("--version") == f"gdxp {gdxp.__version__}\n"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["demo", "--help"], ["info", "--help"]])
+def test_help_is_plain_text(args):
+    out = _run(*args)
+    assert "usage: python -m gdxp" in out
+    assert "``" not in out and ":mod:" not in out  # no reStructuredText from the docstrings
+
+
+def test_a_reader_gone_away_ends_the_demo_quietly():
+    status, err = _into_a_closed_pipe("demo", "--epochs", "10")
+    assert (status, err) == (1, "")
+
+
+@pytest.mark.slow  # info imports every installed array library (torch, JAX) to report it: seconds
+def test_a_reader_gone_away_ends_info_quietly():
+    status, err = _into_a_closed_pipe("info")
+    assert (status, err) == (1, "")
