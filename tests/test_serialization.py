@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_same_weights, has_float64, host, tolerance
+from helpers import assert_same_weights, has_float64, host, make_problem, tolerance
 
 import gdxp
 import gdxp.serialization
@@ -668,6 +668,32 @@ def test_a_format_1_file_still_loads(tmp_path):
     loaded = gdxp.load(tmp_path / "v1.npz")
     loaded.shuffle_rng.bit_generator.state = net.shuffle_rng.bit_generator.state  # not in the file: a fresh one
     _assert_same_network(loaded, net)
+
+
+@pytest.mark.slow  # one load per byte of a 5.5 KB file: seconds
+def test_every_flipped_byte_is_a_value_error_naming_the_file_or_changes_nothing(tmp_path):
+    """Each byte of a small saved file with its optimizer inverted in turn (XOR 0xFF): in the data, the
+    headers, the archive's directory. Only a ValueError naming the file, or the very same network, will do."""
+    x, y = make_problem(n_samples=6)
+    net = gdxp.Network([3, 2], activation="sigmoid", bias=False, seed=0)
+    net.fit(x, y, epochs=2, learning_rate=0.1, batch_size=4, optimizer="adam", verbose=0)
+    path = tmp_path / "flipped.npz"
+    net.save(path, include_optimizer=True)
+    good = path.read_bytes()
+    outcomes = {"refused": 0, "same": 0}
+    for index in range(len(good)):
+        flipped = bytearray(good)
+        flipped[index] ^= 0xFF
+        path.write_bytes(bytes(flipped))
+        try:
+            loaded = gdxp.load(path)
+        except ValueError as err:
+            assert str(path) in str(err), (index, str(err))
+            outcomes["refused"] += 1
+        else:
+            _assert_same_network(loaded, net)
+            outcomes["same"] += 1
+    assert outcomes["refused"] > outcomes["same"] > 0  # the control: most bytes matter, a few (dates) do not
 
 
 def test_the_tampering_helpers_alone_leave_a_loadable_file(tmp_path):
