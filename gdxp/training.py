@@ -31,7 +31,7 @@ from .validation import check_positive_number, check_whole_number
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["FitOptions", "Snapshot", "TrainingDiverged", "make_step", "train"]
+__all__ = ["FitOptions", "Ledger", "Snapshot", "TrainingDiverged", "first_finite", "make_step", "train"]
 
 
 class Snapshot(NamedTuple):
@@ -118,18 +118,85 @@ def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optim
     return step
 
 
+class Ledger:
+    """What an epoch's numbers mean for the run, the same for every loop: the history, the progress bar,
+    early stopping and divergence. The loops keep the weights; the ledger says what to do with them."""
+
+    def __init__(self, options: FitOptions) -> None:
+        self.options = options
+        self.history = History()
+        self.progress = Progress(options.epochs, options.verbose)
+        self.improved = False  # whether the last epoch's validation loss was the best so far
+        self._best_loss, self._waited = math.inf, 0
+
+    def add(self, epoch: int, train_loss: float, val_loss: float | None, prediction: np.ndarray | None) -> bool:
+        """Record an epoch whose losses are finite (:meth:`is_finite`); False when the run must stop after
+        it, as patience ran out. ``improved`` then says whether this epoch's weights are the best so far."""
+        history, options = self.history, self.options
+        history.loss.append(train_loss)
+        if val_loss is not None:
+            history.val_loss.append(val_loss)
+        if prediction is not None:
+            history.predictions.append(prediction)
+        self.progress.update(train_loss, val_loss)
+        self.improved = False
+        if options.patience is None:
+            return True
+        if val_loss < self._best_loss:
+            self._best_loss, history.best_epoch, self._waited, self.improved = val_loss, epoch, 0, True
+            return True
+        self._waited += 1
+        history.stopped_early = self._waited >= options.patience
+        return not history.stopped_early
+
+    def add_run(self, first_epoch: int, train_losses: np.ndarray, val_losses: np.ndarray | None,
+                predictions: np.ndarray | None) -> int:
+        """Record a run of epochs read at once; returns how many were recorded: all of them, or fewer
+        where one was not finite (not recorded: see :meth:`is_finite`) or patience stopped the run
+        (recorded). Without patience or predictions the whole run goes in at once."""
+        finite = np.isfinite(train_losses) & (True if val_losses is None else np.isfinite(val_losses))
+        count = len(train_losses) if finite.all() else int(np.argmin(finite))
+        if self.options.patience is None and predictions is None and count:
+            self.history.loss.extend(train_losses[:count].tolist())
+            if val_losses is not None:
+                self.history.val_loss.extend(val_losses[:count].tolist())
+            self.progress.update_many(count, float(train_losses[count - 1]),
+                                      None if val_losses is None else float(val_losses[count - 1]))
+            return count
+        for index in range(count):
+            going_on = self.add(first_epoch + index, float(train_losses[index]),
+                                None if val_losses is None else float(val_losses[index]),
+                                None if predictions is None else predictions[index])
+            if not going_on:
+                return index + 1
+        return count
+
+    @staticmethod
+    def is_finite(train_loss: float, val_loss: float | None) -> bool:
+        """Whether an epoch's losses are numbers; if not, the loop restores weights, then calls :meth:`diverged`."""
+        return math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))
+
+    def diverged(self, epoch: int) -> None:
+        """Stop the run at ``epoch`` with :class:`TrainingDiverged`, carrying what was recorded before it."""
+        history = self.history
+        raise TrainingDiverged(epoch, history.loss[-1] if history.loss else None, history)
+
+    def close(self) -> None:
+        self.progress.close()
+
+
 def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
           options: FitOptions) -> History:
-    """Train ``net`` with its optimizer on data already checked and on its device; see :meth:`Network.fit`."""
+    """Train ``net`` with its optimizer on data already checked and on its device, one step at a time;
+    see :meth:`Network.fit` (and :mod:`gdxp.compiled` for backends that compile runs of epochs)."""
     backend, layers, loss = net.backend, net.layers, net.loss
     xp = backend.xp
     step = make_step(xp, layers, loss, net.optimizer, options.learning_rate)
     n_samples = inputs.shape[0]
     size = options.batch_size_for(n_samples)
     one_batch = size >= n_samples  # then the order of samples cannot change the step
-    history = History()
-    progress = Progress(options.epochs, options.verbose)
-    best_loss, best_weights, waited = math.inf, None, 0
+    ledger = Ledger(options)
+    best_weights = None
     rng = net.shuffle_rng if options.shuffle else None
     trained = previous = current = net.snapshot()
     try:
@@ -145,7 +212,7 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
                     total = weighted if total is None else total + weighted
                 value = total / n_samples
             if validation is None and not options.record_predictions:  # the common case: one number
-                train_loss, val_loss = backend.to_float(value), None
+                train_loss, val_loss, recorded = backend.to_float(value), None, None
             else:
                 reported = [value]
                 if validation is not None:
@@ -155,29 +222,21 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
                 values = _read(backend, reported)
                 train_loss = float(values[0][0])
                 val_loss = float(values[1][0]) if validation is not None else None
-            if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
-                trained = _first_finite(backend, current, previous) or trained
-                raise TrainingDiverged(epoch, history.loss[-1] if history.loss else None, history)
-            history.loss.append(train_loss)
-            if val_loss is not None:
-                history.val_loss.append(val_loss)
-            if options.record_predictions:
-                history.predictions.append(values[-1].reshape(tuple(prediction.shape)))
-            progress.update(train_loss, val_loss)
-            if options.patience is not None:
-                if val_loss < best_loss:
-                    best_loss, best_weights, history.best_epoch, waited = val_loss, trained[0], epoch, 0
-                else:
-                    waited += 1
-                    if waited >= options.patience:
-                        history.stopped_early = True
-                        break
+                recorded = values[-1].reshape(tuple(prediction.shape)) if options.record_predictions else None
+            if not Ledger.is_finite(train_loss, val_loss):
+                trained = first_finite(backend, current, previous) or trained
+                ledger.diverged(epoch)
+            going_on = ledger.add(epoch, train_loss, val_loss, recorded)
+            if ledger.improved:
+                best_weights = trained[0]
+            if not going_on:
+                break
         if best_weights is not None:  # the best weights come back; the optimizer's state goes on
             trained = (best_weights, *trained[1:])
     finally:
-        progress.close()
+        ledger.close()
         net.restore(Snapshot(*trained))
-    return history
+    return ledger.history
 
 
 def _batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, targets: Array,
@@ -198,7 +257,7 @@ def _read(backend: Backend, arrays: list[Array]) -> list[np.ndarray]:
     return [backend.to_numpy(a).reshape(-1) for a in arrays]
 
 
-def _first_finite(backend: Backend, *candidates: Trained) -> Trained | None:
+def first_finite(backend: Backend, *candidates: Trained) -> Trained | None:
     """The first of ``candidates`` whose weights are all finite (checked on the device), or None."""
     xp = backend.xp
     for candidate in candidates:
