@@ -22,7 +22,8 @@ class History:
     ``predictions``: with ``record_predictions=True``, each epoch's prediction for the training data,
     from the forward pass of that epoch's step (the tutorials printed these). ``best_epoch``: with
     ``patience``, the epoch (counted from 1) whose weights the network kept. ``stopped_early``: whether
-    patience ended the run before ``epochs``.
+    patience ended the run before ``epochs``. ``compile_seconds``: on a backend that compiles training
+    (JAX), the time this fit spent compiling (0 when an earlier fit had compiled the same program).
     """
 
     loss: list[float] = field(default_factory=list)
@@ -30,6 +31,7 @@ class History:
     predictions: list[np.ndarray] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    compile_seconds: float = 0.0
 
     @property
     def epochs(self) -> int:

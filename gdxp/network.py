@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backprop, serialization, training, validation
+from . import backprop, compiled, serialization, training, validation
 from . import trace as tracing
 from ._typing import Array
 from .activations import Activation, get_activation
@@ -247,7 +247,9 @@ class Network:
             validation_batch = None if validation_data is None else self.as_batch(*_pair(validation_data))
             options.batch_size_for(inputs.shape[0])  # refused before anything changes
             self.optimizer = chosen
-            return training.train(self, inputs, targets, validation_batch, options)
+            compiles = self.backend.compiler is not None and options.epochs > 0
+            run = compiled.train_compiled if compiles else training.train
+            return run(self, inputs, targets, validation_batch, options)
 
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
         """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,

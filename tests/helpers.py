@@ -20,6 +20,7 @@ __all__ = [
     "assert_same_weights",
     "backend_combinations",
     "fetch",
+    "fit_tolerance",
     "has_float64",
     "host",
     "make_backend",
@@ -101,6 +102,12 @@ def running_on(name: str, dtype: str):
 def has_float64(backend: gdxp.Backend) -> bool:
     """Whether the backend's library computes in float64 on its device (JAX only in its 64-bit mode)."""
     return "float64" in backend.xp.__array_namespace_info__().dtypes(device=backend.device)
+
+
+def fit_tolerance(backend: gdxp.Backend) -> dict[str, float]:
+    """How closely ``fit`` must equal the same steps taken one by one: exactly where it runs them one by one,
+    within :func:`tolerance` where the backend compiles runs of them (XLA fuses and reorders the arithmetic)."""
+    return {} if backend.compiler is None else tolerance(backend)
 
 
 def tolerance(backend: gdxp.Backend) -> dict[str, float]:

@@ -3,7 +3,7 @@ continues an optimizer, refused settings, and that Adam and momentum beat plain 
 
 import numpy as np
 import pytest
-from helpers import assert_same_weights, host, make_problem, tolerance
+from helpers import assert_same_weights, fit_tolerance, host, make_problem, tolerance
 
 import gdxp
 from gdxp.optimizers import SGD, Adam, Momentum, get_optimizer
@@ -83,7 +83,7 @@ def test_sgd_by_name_is_the_plain_step(backend):
     net.fit(x, y, epochs=3, learning_rate=0.4, optimizer="sgd", verbose=0)
     for _ in range(3):
         twin.step(x, y, learning_rate=0.4)
-    assert_same_weights(net, twin)
+    assert_same_weights(net, twin, **fit_tolerance(backend))
     assert isinstance(net.optimizer, SGD) and net.optimizer.state == [] and net.optimizer.steps == 3
 
 

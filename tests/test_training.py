@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_same_weights, host, make_problem, tolerance
+from helpers import assert_same_weights, fit_tolerance, host, make_problem, tolerance
 
 import gdxp
 
@@ -17,9 +17,11 @@ def test_full_batch_fit_is_repeated_steps(backend):
     twin = net.copy()
     history = net.fit(x, y, epochs=5, learning_rate=0.5, verbose=0)
     losses = [float(host(backend, twin.step(x, y, learning_rate=0.5, return_loss=True))) for _ in range(5)]
-    assert history.loss == losses and history.epochs == 5
-    assert all(isinstance(loss, float) for loss in history.loss)
-    assert_same_weights(net, twin)
+    if backend.compiler is None:
+        assert history.loss == losses
+    np.testing.assert_allclose(history.loss, losses, **fit_tolerance(backend))
+    assert history.epochs == 5 and all(isinstance(loss, float) for loss in history.loss)
+    assert_same_weights(net, twin, **fit_tolerance(backend))
 
 
 def test_per_sample_fit_without_shuffle_steps_through_the_samples_in_order(backend):
@@ -29,7 +31,7 @@ def test_per_sample_fit_without_shuffle_steps_through_the_samples_in_order(backe
     history = net.fit(x, y, epochs=2, learning_rate=0.2, batch_size=1, shuffle=False, verbose=0)
     for _ in range(2):
         losses = [host(backend, twin.step(x[i], y[i], learning_rate=0.2, return_loss=True)) for i in range(4)]
-    assert_same_weights(net, twin)
+    assert_same_weights(net, twin, **fit_tolerance(backend))
     np.testing.assert_allclose(history.loss[-1], np.mean(losses), **tolerance(backend))
 
 
@@ -41,7 +43,7 @@ def test_mini_batches_weigh_the_last_short_batch_by_its_size(backend):
     first = host(backend, twin.step(x[:3], y[:3], learning_rate=0.1, return_loss=True))
     second = host(backend, twin.step(x[3:], y[3:], learning_rate=0.1, return_loss=True))
     np.testing.assert_allclose(history.loss[0], (3 * first + 2 * second) / 5, **tolerance(backend))
-    assert_same_weights(net, twin)
+    assert_same_weights(net, twin, **fit_tolerance(backend))
 
 
 def test_shuffling_follows_the_seed(backend):

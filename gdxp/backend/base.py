@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol
 
 import array_api_compat
 import numpy as np
 
 from .._typing import Array, Namespace
 
-__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "host_array"]
+__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "Compiler", "host_array"]
 
 FLOAT_DTYPES = ("float32", "float64")
 # The math passes Python scalars to maximum/where and arithmetic, which the standard allows from 2024.12.
@@ -25,6 +25,21 @@ class BackendUnavailableError(RuntimeError):
     """A known backend that cannot run here (library missing, or no usable device)."""
 
 
+class Compiler(Protocol):
+    """What a backend that can trace gdxp's own array code into one program offers the training loop
+    (JAX does; another tracing library could): the loop's structure, never a second copy of the math."""
+
+    def compile(self, function: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any], float]:
+        """``function`` traced and compiled for arguments like ``args`` (arrays on the backend's device),
+        and the seconds that took."""
+
+    def scan(self, body: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any) -> tuple[Any, Any]:
+        """``body(carry, x) -> (carry, y)`` over the leading axis of ``xs``; the last carry and the stacked ys."""
+
+    def when(self, flag: Array, then: Callable[..., Any], otherwise: Callable[..., Any], *operands: Any) -> Any:
+        """``then(*operands)`` where the 0-d boolean ``flag`` holds, else ``otherwise(*operands)``: only one runs."""
+
+
 class Backend:
     """An array namespace on one device with one floating dtype.
 
@@ -34,6 +49,7 @@ class Backend:
     """
 
     name: ClassVar[str]
+    compiler: Compiler | None = None  # set where runs of training steps compile into one program
     module: ClassVar[str]  # the library's module, imported when a backend is made
     library: ClassVar[str]  # the library's own name, for messages
     install: ClassVar[str]  # how to get the library, for messages

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ class JaxBackend(Backend):
         jax = import_library(type(self))
         self._jax = jax
         super().__init__(importlib.import_module("jax.numpy"), self._find_device(device), dtype)
+        self.compiler = JaxCompiler(jax, self.device)
 
     def _find_device(self, device: Any) -> Any:
         jax = self._jax
@@ -85,3 +88,23 @@ def _jax_platform_devices(jax: Any, platform: str) -> list[Any]:
 
 def _jax_device_name(jax: Any, device: Any) -> str:
     return f"{device.platform}:{jax.devices(device.platform).index(device)}"
+
+
+class JaxCompiler:
+    """The :class:`~gdxp.backend.base.Compiler` of JAX: ``jax.jit`` compiled ahead of time on the backend's
+    device, ``lax.scan`` and ``lax.cond``."""
+
+    def __init__(self, jax: Any, device: Any) -> None:
+        self._jax, self._device = jax, device
+
+    def compile(self, function: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any], float]:
+        start = time.perf_counter()
+        with self._jax.default_device(self._device):
+            compiled = self._jax.jit(function).lower(*args).compile()
+        return compiled, time.perf_counter() - start
+
+    def scan(self, body: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any) -> tuple[Any, Any]:
+        return self._jax.lax.scan(body, carry, xs)
+
+    def when(self, flag: Array, then: Callable[..., Any], otherwise: Callable[..., Any], *operands: Any) -> Any:
+        return self._jax.lax.cond(flag, then, otherwise, *operands)
