@@ -96,15 +96,18 @@ class TrainingDiverged(ArithmeticError):
 
 Trained = tuple[Sequence[Array], Sequence[Sequence[Array]], int]  # a Snapshot's fields, as the loop carries them
 Step = Callable[[Trained, Array, Array], tuple[Trained, Array, Array]]
+Settle = Callable[[Trained, Array], tuple[Trained, Array]]
 
 
 def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optimizer: Optimizer,
-              learning_rate: float) -> Step:
+              learning_rate: float | Array, settle: Settle | None = None) -> Step:
     """One training step as a plain function of arrays:
     ``step((weights, optimizer_state, steps), x, y) -> ((new_weights, new_state, steps + 1), loss, prediction)``.
 
     The gradients are taken at the weights from before the step, the loss is the batch's before it.
     Nothing in it reads or writes an object's changing attributes, so it can be traced as it is.
+    ``settle`` (a lazy backend's :attr:`~gdxp.backend.Backend.settle`) turns the new state and the loss
+    into numbers after each step, so that the next step's work does not hold every step before it.
     """
     gradients, update = backprop.gradients, optimizer.update
 
@@ -113,6 +116,8 @@ def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optim
         grads, value, prediction = gradients(xp, layers, loss, weights, x, y, want_loss=True)
         steps += 1
         new_weights, new_state = update(xp, weights, grads, state, learning_rate, steps)
+        if settle is not None:
+            (new_weights, new_state, steps), value = settle((new_weights, new_state, steps), value)
         return (new_weights, new_state, steps), value, prediction
 
     return step
@@ -191,7 +196,7 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
     see :meth:`Network.fit` (and :mod:`gdxp.compiled` for backends that compile runs of epochs)."""
     backend, layers, loss = net.backend, net.layers, net.loss
     xp = backend.xp
-    step = make_step(xp, layers, loss, net.optimizer, options.learning_rate)
+    step = make_step(xp, layers, loss, net.optimizer, options.learning_rate, backend.settle)
     n_samples = inputs.shape[0]
     size = options.batch_size_for(n_samples)
     one_batch = size >= n_samples  # then the order of samples cannot change the step

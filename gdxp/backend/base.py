@@ -50,6 +50,8 @@ class Backend:
 
     name: ClassVar[str]
     compiler: Compiler | None = None  # set where runs of training steps compile into one program
+    # set by a lazy library (Dask): computes a training step's new state and loss, so graphs never grow
+    settle: Callable[[Any, Array], tuple[Any, Array]] | None = None
     module: ClassVar[str]  # the library's module, imported when a backend is made
     library: ClassVar[str]  # the library's own name, for messages
     install: ClassVar[str]  # how to get the library, for messages
