@@ -65,7 +65,7 @@ class Backend:
         self.xp = xp
         self.device = device
         info = xp.__array_namespace_info__()
-        self.dtype_name = self._defaultdtype_name() if dtype is None else dtype_name(dtype)
+        self.dtype_name = self._default_dtype_name() if dtype is None else dtype_name(dtype)
         if self.dtype_name not in info.dtypes(device=device, kind="real floating"):
             raise ValueError(f"{self.name} on {self.device_name} has no {self.dtype_name}{self._dtype_hint()}")
         self.dtype = getattr(xp, self.dtype_name)
@@ -152,7 +152,7 @@ class Backend:
 
     # -- what a library may do its own way --------------------------------------------------------
 
-    def _defaultdtype_name(self) -> str:
+    def _default_dtype_name(self) -> str:
         """The library's own default floating dtype on this device."""
         return dtype_name(self.xp.__array_namespace_info__().default_dtypes(device=self.device)["real floating"])
 

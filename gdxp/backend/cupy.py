@@ -62,7 +62,7 @@ class CupyBackend(Backend):
     def activate(self) -> contextlib.AbstractContextManager[Any]:
         return self.device
 
-    def _defaultdtype_name(self) -> str:
+    def _default_dtype_name(self) -> str:
         return "float32"  # GPUs run float32 many times faster than float64
 
     def _is_native(self, obj: Any) -> bool:
