@@ -1,4 +1,4 @@
-"""How fast is a gdxp training step next to hand-written array code, the tutorials' own loop and PyTorch?
+"""How fast is a gdxp training step next to hand-written array code, the tutorials' own loop, PyTorch and JAX?
 
 Each workload is timed in one process with its contenders interleaved (a rotating order), several
 times each; the script prints each contender's steps per run, the median and the best time per step
@@ -23,6 +23,27 @@ Contenders:
   PyTorch can run here (else one line says why its rows are left out); for workload 3 on a GPU, on
   CUDA only.
 
+Where a contender compiles (gdxp ``fit`` on JAX runs whole chunks of epochs as one XLA program), a
+``compile s`` column gives the seconds its first run spent compiling (``History.compile_seconds``); the
+timed runs come after that first one and reuse the program (0.00: an earlier row compiled the same one).
+
+With JAX usable, workload 1 also gets a table of its own, "compiled on JAX", timed in the same interleaved
+rounds as its first table: the NumPy floor and gdxp fit on NumPy beside
+- compiled fit: gdxp ``fit`` on JAX's CPU (compiled) at ``--steps`` steps per run, and "long" at
+  ``--long-steps`` (default 80,000, the tutorials' run); one network, built off the clock, trained on;
+- jit+scan: the same math by hand as one ``jax.jit`` of ``lax.scan`` over the steps (the compiled limit,
+  as the floor is NumPy's), at both lengths, its compile time taken ahead of time (``lower().compile()``,
+  as gdxp's own);
+- keras jax: Keras 3 on its JAX backend (``jit_compile=True``, ``steps_per_execution`` = the steps), only
+  where ``keras`` is importable (else one line says so; it was not installed where this was written, so
+  that row has never run).
+Its columns are each contender's speedup over the floor (floor time / its time) and its time per step
+over jit+scan's at the same length; issue 10's targets are a compiled fit at least 20x the floor's speed
+and within 1.5x of jit+scan.
+
+Compare on one core: ``OPENBLAS_NUM_THREADS=1 taskset -c 1 python examples/benchmark.py`` (XLA ignores its
+thread flags on the CPU; ``taskset`` holds it, and NumPy and PyTorch too).
+
 A step of the tiny network costs from a few hundred microseconds to a millisecond on torch, JAX or
 array_api_strict (each of its dozens of small operations pays the library's dispatch), so on workload 1
 the contenders on another library than NumPy run ``--other-steps`` steps per run (default: a twentieth
@@ -31,14 +52,17 @@ of ``--steps``); the figures are per step, so they compare all the same.
 Networks and tensors of workloads 2 and 3 are set up off the clock, and each run goes on training them:
 a step costs the same whatever the weights, while drawing a 4096-wide network costs more than the steps.
 
-Run: ``python examples/benchmark.py [--steps 20000] [--other-steps 1000] [--batches 100] [--repeats 7]
-[--backend numpy] [--wide 0] [--wide-steps 20]`` (unset OPENBLAS_CORETYPE first where it is set, so
+Run: ``python examples/benchmark.py [--steps 20000] [--long-steps 80000] [--other-steps 1000] [--batches 100]
+[--repeats 7] [--backend numpy] [--wide 0] [--wide-steps 20]`` (unset OPENBLAS_CORETYPE first where it is set, so
 NumPy picks its fastest kernels). On a GPU: ``python examples/benchmark.py --backend cupy --wide 4096``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -62,26 +86,37 @@ OUTPUTS = 10
 Array = Any
 
 
-@dataclass(frozen=True)
+@dataclass
 class Run:
-    """One contender's run: ``steps`` training steps, timed as a whole."""
+    """One contender's run: ``steps`` training steps, timed as a whole. A contender that ``compiles`` keeps
+    the seconds its first run spent compiling (a gdxp fit's ``History.compile_seconds``), or those given
+    where it compiled ahead of time."""
 
     run: Callable[[], object]
     steps: int
+    compiles: bool = False
+    compile_seconds: float | None = None
 
     def __call__(self) -> object:
-        return self.run()
+        result = self.run()
+        if self.compiles and self.compile_seconds is None and isinstance(result, gdxp.History):
+            self.compile_seconds = result.compile_seconds
+        return result
 
 
 @dataclass(frozen=True)
 class Others:
     """The contenders on other libraries than the chosen backend's: ``gdxp fit`` on each of ``fit_on``,
     PyTorch's own training if ``torch``, and on the tiny network ``tiny_steps`` steps per run for them
-    (None: as many as the others)."""
+    (None: as many as the others); with ``compiled_on`` (JAX's CPU), workload 1's compiled contenders,
+    the long ones at ``long_steps``, and Keras's if ``keras``."""
 
     fit_on: tuple[Contender, ...] = ()
     torch: bool = False
     tiny_steps: int | None = None
+    compiled_on: Contender | None = None  # JAX's CPU, for workload 1's compiled table
+    long_steps: int | None = None  # that table's long runs
+    keras: bool = False
 
 
 # -- workload 1: the tutorials' network, one sample per step ----------------------------------------
@@ -109,7 +144,7 @@ def small_workload(backend: str, steps: int, others: Others = Others()) -> dict[
 
     def fit(on: str = backend, device: str | None = None, steps: int = steps) -> Run:
         return Run(lambda: network(on, device).fit(X, TARGET, epochs=steps, learning_rate=SMALL_RATE,
-                                                   batch_size=1, verbose=0), steps)
+                                                   batch_size=1, verbose=0), steps, compiles(on, device))
 
     w_hidden, w_output = network().get_weights()
     runs = {
@@ -126,7 +161,82 @@ def small_workload(backend: str, steps: int, others: Others = Others()) -> dict[
     if others.torch:
         runs.update(torch_runs([w_hidden, w_output], X[None, :], TARGET[None, :], SMALL_RATE, other_steps,
                                "float64", classify=False))
+    if others.compiled_on is not None:
+        runs.update(compiled_runs(others.compiled_on, w_hidden, w_output, steps, others.long_steps or steps,
+                                  others.keras))
     return runs
+
+
+def small_scan(jax: Any, steps: int) -> Callable[[Array, Array, Array, Array], tuple[tuple[Array, Array], Array]]:
+    """``small_floor``'s math as one program for ``jax.jit``: ``lax.scan`` over ``steps`` steps, the loss
+    of each kept; ``run(w_hidden, w_output, x, target) -> ((w_hidden, w_output), losses)``."""
+    jnp = jax.numpy
+
+    def step(weights: tuple[Array, Array], x: Array, target: Array) -> tuple[tuple[Array, Array], Array]:
+        w_hidden, w_output = weights
+        activ = 1.0 / (1.0 + jnp.exp(-(x @ w_hidden)))
+        prediction = 1.0 / (1.0 + jnp.exp(-(activ @ w_output)))
+        diff = prediction - target
+        delta_out = 2.0 * diff * prediction * (1.0 - prediction)
+        delta_hidden = (delta_out @ w_output.T) * activ * (1.0 - activ)
+        weights = (w_hidden - SMALL_RATE * (x.T @ delta_hidden), w_output - SMALL_RATE * (activ.T @ delta_out))
+        return weights, jnp.sum(diff * diff)
+
+    def run(w_hidden: Array, w_output: Array, x: Array, target: Array) -> tuple[tuple[Array, Array], Array]:
+        return jax.lax.scan(lambda weights, _: step(weights, x, target), (w_hidden, w_output), length=steps)
+
+    return run
+
+
+def scan_run(device: str, w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> Run:
+    """:func:`small_scan` compiled ahead of time on JAX's ``device`` (timed), run from the same weights
+    each time; a run returns the losses on the host, as a fit reads them."""
+    import jax
+
+    where = gdxp.get_backend("jax", device=device, dtype="float64").device
+    args = [jax.device_put(a, where) for a in (w_hidden, w_output, X[None, :], TARGET[None, :])]
+    start = time.perf_counter()
+    program = jax.jit(small_scan(jax, steps)).lower(*args).compile()
+    seconds = time.perf_counter() - start
+    return Run(lambda: np.asarray(program(*args)[1]), steps, compiles=True, compile_seconds=seconds)
+
+
+def compiled_runs(on: Contender, w_hidden: np.ndarray, w_output: np.ndarray, steps: int, long_steps: int,
+                  keras: bool) -> dict[str, Run]:
+    """Workload 1's compiled contenders on JAX's CPU device ``on``: gdxp fit (one network built off the
+    clock, trained on) and jit+scan, at ``steps`` and ``long_steps``; Keras 3 on JAX if ``keras``."""
+    def compiled_fit(steps: int) -> Run:
+        net = gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0, backend=on.backend,
+                           device=on.device, dtype="float64")
+        inputs, targets = net.backend.asarray(X[None, :]), net.backend.asarray(TARGET[None, :])
+        return Run(lambda: net.fit(inputs, targets, epochs=steps, learning_rate=SMALL_RATE, batch_size=1,
+                                   verbose=0), steps, compiles=True)
+
+    runs = {"compiled fit": compiled_fit(steps), "compiled fit long": compiled_fit(long_steps),
+            "jit+scan": scan_run(on.device, w_hidden, w_output, steps),
+            "jit+scan long": scan_run(on.device, w_hidden, w_output, long_steps)}
+    if keras:
+        try:
+            runs["keras jax"] = keras_run(w_hidden, w_output, steps)
+        except Exception as err:  # never run where this was written: say what failed rather than stop
+            print(f"Keras 3 rows left out: setting up its model failed ({type(err).__name__}: {err})")
+    return runs
+
+
+def keras_run(w_hidden: np.ndarray, w_output: np.ndarray, steps: int) -> Run:
+    """Keras 3 on its JAX backend, as a user would pick it: the 3-5-1 network without biases, squared error
+    (its mean over the one output), SGD, ``steps`` one-sample batches per ``fit`` compiled as one execution
+    (``steps_per_execution``). Keras keeps the epoch's mean loss, not each step's."""
+    keras = importlib.import_module("keras")  # after main() chose its JAX backend
+    keras.config.set_floatx("float64")
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(5, activation="sigmoid", use_bias=False),
+                              layers.Dense(1, activation="sigmoid", use_bias=False)])
+    model.set_weights([w_hidden, w_output])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=SMALL_RATE), loss="mean_squared_error",
+                  jit_compile=True, steps_per_execution=steps)
+    x, y = np.repeat(X[None, :], steps, axis=0), np.repeat(TARGET[None, :], steps, axis=0)
+    return Run(lambda: model.fit(x, y, batch_size=1, epochs=1, shuffle=False, verbose=0), steps)
 
 
 # -- workloads 2 and 3: wide ReLU networks on batches ---------------------------------------------
@@ -162,7 +272,8 @@ def relu_workload(backend: str, sizes: tuple[int, ...], batch: int, steps: int, 
 
     def fit(net: gdxp.Network) -> Run:  # the network and its data set up off the clock
         inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
-        return Run(lambda: net.fit(inputs, targets, epochs=steps, learning_rate=LARGE_RATE, verbose=0), steps)
+        return Run(lambda: net.fit(inputs, targets, epochs=steps, learning_rate=LARGE_RATE, verbose=0), steps,
+                   net.backend.compiler is not None)
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, sizes[0])).astype(np.float32)
@@ -208,6 +319,11 @@ def matmul_rate(backend: str, size: int, repeats: int) -> float:
 
 
 # -- shared pieces -----------------------------------------------------------------------------------
+
+def compiles(backend: str, device: str | None) -> bool:
+    """Whether gdxp ``fit`` on that backend and device runs compiled (JAX does)."""
+    return gdxp.get_backend(backend, device=device).compiler is not None
+
 
 def step_loop(net: gdxp.Network, x: Array, y: Array, rate: float, steps: int) -> gdxp.Network:
     inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
@@ -278,32 +394,68 @@ def report(title: str, runs: dict[str, Run], seconds: dict[str, list[float]], fl
     median = {name: 1e6 * statistics.median(s) / runs[name].steps for name, s in seconds.items()}
     best = {name: 1e6 * min(s) / runs[name].steps for name, s in seconds.items()}
     rates = flops is not None and peak is not None
+    compiled = any(runs[name].compiles for name in seconds)
     width = max(15, 2 + max(map(len, seconds)))
     print(f"\n{title}, {runs['floor'].steps:,} steps")
     print(f"{'contender':<{width}}{'steps':>7}{'median us':>11}{'x floor':>9}{'best us':>10}{'x floor':>9}"
-          f"{'x gdxp fit':>12}" + (f"{'TFLOP/s':>9}{'x matmul':>10}" if rates else ""))
+          f"{'x gdxp fit':>12}" + (f"{'TFLOP/s':>9}{'x matmul':>10}" if rates else "")
+          + (f"{'compile s':>11}" if compiled else ""))
     for name in seconds:
         line = (f"{name:<{width}}{runs[name].steps:>7}{median[name]:>11.1f}{median[name] / median['floor']:>9.2f}"
                 f"{best[name]:>10.1f}{best[name] / best['floor']:>9.2f}{median[name] / median['gdxp fit']:>12.2f}")
         if rates:
             rate = flops / (best[name] * 1e-6)
             line += f"{rate / 1e12:>9.2f}{rate / peak:>10.2f}"
+        if compiled:
+            line += f"{compile_figure(runs[name]):>11}"
         print(line)
 
 
-def others_here(statuses: dict[str, gdxp.BackendStatus], backend: str, tiny_steps: int) -> Others:
+def compile_figure(run: Run) -> str:
+    return f"{run.compile_seconds:.2f}" if run.compiles and run.compile_seconds is not None else "-"
+
+
+COMPILED_ROWS = ("compiled fit", "compiled fit long", "jit+scan", "jit+scan long", "keras jax")
+
+
+def report_compiled(title: str, runs: dict[str, Run], seconds: dict[str, list[float]], reference: str) -> None:
+    """Workload 1's compiled table: the floor, gdxp fit on NumPy (``reference``'s run) and the compiled
+    contenders, each with its compile seconds, its time per step (median and best), its speedup over the
+    floor (floor's time / its time) and its time over jit+scan's at the same length ("long" rows against
+    jit+scan long), and issue 10's targets."""
+    names = {"floor": "floor", "gdxp fit numpy": reference, **{name: name for name in COMPILED_ROWS if name in runs}}
+    median = {name: 1e6 * statistics.median(seconds[key]) / runs[key].steps for name, key in names.items()}
+    best = {name: 1e6 * min(seconds[key]) / runs[key].steps for name, key in names.items()}
+    width = max(15, 2 + max(map(len, names)))
+    print(f"\n{title}")
+    print(f"{'contender':<{width}}{'steps':>7}{'compile s':>11}{'median us':>11}{'speedup':>9}{'x scan':>8}"
+          f"{'best us':>10}{'speedup':>9}{'x scan':>8}")
+    for name, key in names.items():
+        scan = "jit+scan long" if name.endswith(" long") else "jit+scan"
+        print(f"{name:<{width}}{runs[key].steps:>7}{compile_figure(runs[key]):>11}"
+              f"{median[name]:>11.2f}{median['floor'] / median[name]:>9.2f}{median[name] / median[scan]:>8.2f}"
+              f"{best[name]:>10.2f}{best['floor'] / best[name]:>9.2f}{best[name] / best[scan]:>8.2f}")
+    print("targets (issue 10): compiled fit at least 20x the floor's speed, and within 1.5x of jit+scan")
+
+
+def others_here(statuses: dict[str, gdxp.BackendStatus], backend: str, tiny_steps: int, long_steps: int) -> Others:
     """gdxp fit on every usable backend's CPU device but numpy's (timed by the floor and ``gdxp fit``) and
-    the chosen backend's own; PyTorch's rows where it can run."""
+    the chosen backend's own; PyTorch's rows where it can run; the compiled rows on JAX's CPU where JAX
+    can run, Keras's where it is installed."""
     chosen = gdxp.get_backend(backend)
-    fit_on = tuple(c for c in contenders(statuses) if c.on_host and c.backend != "numpy"
+    on_host = [c for c in contenders(statuses) if c.on_host]
+    fit_on = tuple(c for c in on_host if c.backend != "numpy"
                    and (c.backend, c.device) != (chosen.name, chosen.device_name))
-    return Others(fit_on=fit_on, torch=statuses["torch"].usable, tiny_steps=tiny_steps)
+    compiled_on = next((c for c in on_host if c.backend == "jax"), None)
+    keras = compiled_on is not None and importlib.util.find_spec("keras") is not None
+    return Others(fit_on=fit_on, torch=statuses["torch"].usable, tiny_steps=tiny_steps, compiled_on=compiled_on,
+                  long_steps=long_steps, keras=keras)
 
 
-def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: int, others: Others,
+def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: int, steps: int, others: Others,
                 x64: str | None) -> None:
     """The lines before the tables: versions, JAX's 64-bit mode, the contenders on other libraries and
-    their steps, and each backend left out with the reason."""
+    their steps, the compiled contenders (or why not), and each backend left out with the reason."""
     versions = f"numpy {np.__version__}, gdxp {gdxp.__version__}, backend {backend}"
     for status in statuses.values():
         if status.usable and status.name != "numpy":
@@ -319,7 +471,18 @@ def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: 
         print(f"also gdxp fit on {', '.join(map(str, others.fit_on))}")
     if others.fit_on or others.torch:
         print(f"on workload 1, gdxp fit on those and PyTorch run {others.tiny_steps:,} steps per run "
-              f"(--other-steps): slower per step, so fewer steps; the figures are per step")
+              f"(--other-steps), each on a network built in the run: most are slower per step, so fewer "
+              f"steps; the figures are per step")
+    if others.compiled_on is None:
+        print(f"compiled rows left out (gdxp fit on JAX compiled, jit+scan): {statuses['jax'].reason}")
+    else:
+        print(f"workload 1 compiled on JAX's {others.compiled_on.device}: gdxp fit and jit+scan at {steps:,} and "
+              f"{others.long_steps:,} steps per run (--steps, --long-steps)")
+    if not others.keras:
+        print("Keras 3 rows left out: keras is not installed (this script does not install it)"
+              if others.compiled_on is not None else "Keras 3 rows left out: they run on JAX")
+    else:
+        print("Keras 3 on its JAX backend beside them (KERAS_BACKEND=jax set by this script)")
     for status in statuses.values():
         if status.name == "torch" and not status.usable:
             print(f"PyTorch rows left out (autograd + SGD, gdxp fit on torch): {status.reason}")
@@ -330,6 +493,8 @@ def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="steps of workload 1 per run")
+    parser.add_argument("--long-steps", type=int, default=80_000,
+                        help="steps per run of workload 1's long compiled runs (the tutorials' run)")
     parser.add_argument("--other-steps", type=int, default=None,
                         help="steps of workload 1 per run on torch, JAX and array_api_strict (default: steps / 20)")
     parser.add_argument("--batches", type=int, default=100, help="steps of workload 2 per run")
@@ -341,10 +506,18 @@ def main() -> None:
     args = parser.parse_args()
     x64 = enable_jax_float64()  # first, before any JAX array exists: the script's choice, not gdxp's
     statuses = gdxp.available_backends()
-    others = others_here(statuses, args.backend, args.other_steps or max(1, args.steps // 20))
-    print_setup(statuses, args.backend, args.repeats, others, x64)
+    others = others_here(statuses, args.backend, args.other_steps or max(1, args.steps // 20), args.long_steps)
+    if others.keras:
+        os.environ["KERAS_BACKEND"] = "jax"  # read when keras is first imported
+    print_setup(statuses, args.backend, args.repeats, args.steps, others, x64)
     small = small_workload(args.backend, args.steps, others)
-    report("3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU)", small, measure(small, args.repeats))
+    seconds = measure(small, args.repeats)  # both tables' contenders in the same interleaved rounds
+    first = {name: s for name, s in seconds.items() if name not in COMPILED_ROWS}
+    report("3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU)", small, first)
+    if others.compiled_on is not None:
+        report_compiled(f"3-5-1 sigmoid, one sample per step, float64, compiled on JAX's {others.compiled_on.device} "
+                        f"(floor: NumPy on the CPU), {args.steps:,} and {args.long_steps:,} steps", small, seconds,
+                        "gdxp fit" if args.backend == "numpy" else "gdxp fit numpy")
     large = relu_workload(args.backend, LARGE_SIZES, LARGE_BATCH, args.batches, others)
     report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32 (floor: inline on {args.backend})", large,
            measure(large, args.repeats))

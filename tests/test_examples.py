@@ -1,6 +1,7 @@
 """Every example runs as written (with shorter settings) and prints what the README says it prints."""
 
 import csv
+import importlib.util
 import re
 import subprocess
 import sys
@@ -87,13 +88,23 @@ def table(section: str) -> dict[str, list[str]]:
 
 
 CPU_FITS = {"gdxp fit torch", "gdxp fit jax", "gdxp fit array_api_strict"}
+COMPILED_TITLE = "3-5-1 sigmoid, one sample per step, float64, compiled on JAX's cpu:0 (floor: NumPy on the CPU), "
+
+
+def benchmark_sections(out: str) -> tuple[list[str], str | None]:
+    """The benchmark's header and tables, and apart from them workload 1's compiled table: there exactly
+    when JAX can run here, else None."""
+    sections = out.split("\n\n")
+    compiled = [section for section in sections if section.startswith(COMPILED_TITLE)]
+    assert len(compiled) == usable("jax")
+    return [section for section in sections if section not in compiled], (compiled or [None])[0]
 
 
 @pytest.mark.slow
 def test_benchmark_runs_every_workload_and_prints_ratios():
-    out = run_example("benchmark.py", "--steps", "50", "--batches", "2", "--repeats", "1", "--wide", "32",
-                      "--wide-steps", "2")
-    sections = out.split("\n\n")[1:]
+    out = run_example("benchmark.py", "--steps", "50", "--long-steps", "200", "--batches", "2", "--repeats", "1",
+                      "--wide", "32", "--wide-steps", "2")
+    sections = benchmark_sections(out)[0][1:]
     assert [s.splitlines()[0] for s in sections] == [
         "3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU), 50 steps",
         "784-256-256-10 relu/softmax, batch 256, float32 (floor: inline on numpy), 2 steps",
@@ -116,8 +127,9 @@ def test_benchmark_runs_every_workload_and_prints_ratios():
 @pytest.mark.slow
 def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
     libraries = [name for name in ("torch", "jax", "array_api_strict") if usable(name)]
-    out = run_example("benchmark.py", "--steps", "40", "--other-steps", "3", "--batches", "2", "--repeats", "1")
-    tiny, wide = (table(section) for section in out.split("\n\n")[1:])
+    out = run_example("benchmark.py", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches", "2",
+                      "--repeats", "1")
+    tiny, wide = (table(section) for section in benchmark_sections(out)[0][1:])
     fits = {f"gdxp fit {name}" for name in libraries}
     assert set(tiny) & CPU_FITS == set(wide) & CPU_FITS == fits
     for name in ("floor", "gdxp fit", "gdxp step", "tutorial loop"):
@@ -127,7 +139,49 @@ def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
         assert float(tiny[name][1]) > 0 and float(wide[name][1]) > 0  # microseconds per step
     if "jax" in libraries:
         assert "JAX's 64-bit mode is switched on by this script" in out  # the tiny network is float64
+        # gdxp fit on JAX compiles: its first fit's seconds in a column of their own, the other rows none
+        assert float(tiny["gdxp fit jax"][6]) > 0 and float(wide["gdxp fit jax"][6]) > 0
+        assert tiny["floor"][6] == wide["floor"][6] == "-"
     assert "on workload 1, gdxp fit on those and PyTorch run 3 steps per run" in out
+
+
+@pytest.mark.slow
+def test_benchmark_times_compiled_fit_against_the_floor_and_a_bare_jit_scan_loop():
+    if not usable("jax"):
+        pytest.skip("JAX cannot run here")
+    out = run_example("benchmark.py", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches",
+                      "2", "--repeats", "2")
+    compiled = benchmark_sections(out)[1]
+    assert compiled.startswith(COMPILED_TITLE + "40 and 160 steps\n")
+    *lines, targets = compiled.splitlines()
+    assert targets == "targets (issue 10): compiled fit at least 20x the floor's speed, and within 1.5x of jit+scan"
+    assert lines[1].split() == ["contender", "steps", "compile", "s", "median", "us", "speedup", "x", "scan", "best",
+                                "us", "speedup", "x", "scan"]
+    rows = table("\n".join(lines))
+    keras = importlib.util.find_spec("keras") is not None
+    assert list(rows) == ["floor", "gdxp fit numpy", "compiled fit", "compiled fit long", "jit+scan",
+                          "jit+scan long"] + (["keras jax"] if keras else [])
+    assert "Keras 3 on its JAX backend beside them" in out if keras else "Keras 3 rows left out: keras is not" in out
+    # steps, compile s, median us, speedup, x scan, best us, speedup, x scan
+    assert [rows[name][0] for name in rows] == ["40", "40", "40", "160", "40", "160"] + (["40"] if keras else [])
+    assert rows["floor"][1] == rows["gdxp fit numpy"][1] == "-"
+    for name in ("compiled fit", "compiled fit long", "jit+scan", "jit+scan long"):
+        assert float(rows[name][1]) > 0  # each compiled its own program: distinct lengths
+        assert float(rows[name][2]) > 0 and float(rows[name][5]) > 0
+    assert rows["floor"][3] == rows["floor"][6] == "1.00"
+    assert rows["jit+scan"][4] == rows["jit+scan"][7] == rows["jit+scan long"][4] == rows["jit+scan long"][7] == "1.00"
+    for name, figures in rows.items():  # each ratio is the floor's time over this one, this one's over jit+scan's
+        scan = rows["jit+scan long" if name.endswith(" long") else "jit+scan"]
+        for at, speedup, over_scan in ((2, 3, 4), (5, 6, 7)):
+            assert printed_ratio(figures[speedup], rows["floor"][at], figures[at])
+            assert printed_ratio(figures[over_scan], figures[at], scan[at])
+
+
+def printed_ratio(ratio: str, numerator: str, denominator: str) -> bool:
+    """Whether ``ratio`` is ``numerator / denominator``, all three printed to two decimals."""
+    low = (float(numerator) - 0.005) / (float(denominator) + 0.005)
+    high = (float(numerator) + 0.005) / (float(denominator) - 0.005)
+    return low - 0.005 <= float(ratio) <= high + 0.005
 
 
 @pytest.mark.slow
@@ -138,7 +192,7 @@ def test_benchmark_says_why_the_pytorch_rows_are_left_out():
     result = subprocess.run([sys.executable, "-c", script, str(EXAMPLES), "--steps", "5", "--batches", "1",
                              "--repeats", "1"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    header, tiny, wide = result.stdout.split("\n\n")
+    header, tiny, wide = benchmark_sections(result.stdout)[0]
     assert "PyTorch rows left out (autograd + SGD, gdxp fit on torch): PyTorch is not installed" in header
     assert not any("torch" in name for name in {**table(tiny), **table(wide)})
 
@@ -147,7 +201,7 @@ def test_benchmark_says_why_the_pytorch_rows_are_left_out():
 def test_benchmark_on_another_backend_also_times_the_numpy_step():
     out = run_example("benchmark.py", "--steps", "5", "--batches", "1", "--repeats", "1",
                       "--backend", "array_api_strict")
-    tiny, wide = out.split("\n\n")[1:]
+    tiny, wide = benchmark_sections(out)[0][1:]
     assert "backend array_api_strict" in out.splitlines()[0]
     assert "gdxp fit numpy" in tiny and "(floor: inline on array_api_strict)" in wide
     assert "gdxp fit array_api_strict" not in tiny + wide  # that is "gdxp fit" itself here
@@ -174,6 +228,40 @@ def test_benchmark_floors_compute_what_gdxp_computes():
     y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
     history = net.fit(x, y, epochs=4, learning_rate=benchmark.LARGE_RATE, verbose=0)
     np.testing.assert_allclose(runs["floor"](), history.loss, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_benchmark_bare_jit_scan_loop_computes_what_gdxp_computes():
+    if not usable("jax"):
+        pytest.skip("JAX cannot run here")
+    import benchmark
+    import jax
+
+    import gdxp
+
+    def network(**where: str) -> gdxp.Network:
+        return gdxp.Network([3, 5, 1], activation="sigmoid", bias=False, init="uniform", seed=0, dtype="float64",
+                            **where)
+
+    def fit(net: gdxp.Network) -> gdxp.History:
+        return net.fit(benchmark.X, benchmark.TARGET, epochs=20, learning_rate=benchmark.SMALL_RATE, batch_size=1,
+                       verbose=0)
+
+    eager = network()
+    w_hidden, w_output = eager.get_weights()
+    history = fit(eager)
+    with jax.enable_x64(True):
+        bare = benchmark.scan_run("cpu:0", w_hidden, w_output, 20)
+        losses = bare()
+        weights, _ = jax.jit(benchmark.small_scan(jax, 20))(w_hidden, w_output, benchmark.X[None, :],
+                                                            benchmark.TARGET[None, :])
+        compiled = network(backend="jax", device="cpu:0")
+        compiled_history = fit(compiled)
+    assert bare.compiles and bare.compile_seconds > 0
+    np.testing.assert_allclose(losses, history.loss, rtol=1e-12)
+    np.testing.assert_allclose(compiled_history.loss, history.loss, rtol=1e-12)
+    for mine, theirs in zip(weights, eager.get_weights()):
+        np.testing.assert_allclose(np.asarray(mine), theirs, rtol=1e-12)
 
 
 def test_training_flops_counts_every_matrix_product():
