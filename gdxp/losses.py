@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ._typing import Array, Namespace
 from .registry import lookup
 
@@ -34,7 +36,10 @@ class Loss:
     """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction.
 
     ``value_and_gradient`` computes the two together; a loss whose two share work (``p - t``) gives
-    its own, otherwise it is the two calls one after the other.
+    its own, otherwise it is the two calls one after the other. ``outputs`` names the output
+    activations whose values the loss is defined on (empty: any), the first being the fused one to
+    suggest; ``target_problem(host_targets)`` says what is wrong with targets outside the loss's range
+    (None when they are fine), read on the host.
     """
 
     name: str
@@ -42,6 +47,8 @@ class Loss:
     gradient: LossFunction
     fused: Mapping[str, FusedOutput] = field(default_factory=dict)
     value_and_gradient: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
+    outputs: tuple[str, ...] = ()
+    target_problem: Callable[[np.ndarray], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.value_and_gradient is None:
@@ -50,6 +57,13 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"Loss({self.name!r})"
+
+    def check_output(self, activation: str) -> None:
+        """Refuse an output activation whose values lie outside this loss's domain: clipped into it, the
+        loss would train on a gradient that is not its own."""
+        if self.outputs and activation not in self.outputs:
+            raise ValueError(f"loss {self.name!r} takes probabilities, which a {activation!r} output does not "
+                             f"give: use output_activation={self.outputs[0]!r}")
 
 
 def _samples(prediction: Array) -> int:
@@ -134,16 +148,46 @@ def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array)
     return (prediction * total - target) * (1.0 / _samples(prediction))
 
 
+def _first(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def probabilities_problem(target: np.ndarray) -> str | None:
+    """Binary cross-entropy's targets: each in [0, 1]."""
+    outside = ~((target >= 0.0) & (target <= 1.0))
+    if not np.any(outside):
+        return None
+    bad = _first(outside)
+    return f"must hold probabilities in [0, 1] for binary_cross_entropy, got {float(target[bad]):g} at index {bad}"
+
+
+def distributions_problem(target: np.ndarray) -> str | None:
+    """Cross-entropy's targets: rows of probabilities (one-hot or soft), each >= 0 and summing to 1."""
+    if np.any(target < 0.0):
+        bad = _first(target < 0.0)
+        return (f"must hold rows of probabilities for cross_entropy, got {float(target[bad]):g} at index {bad}")
+    totals = np.sum(target, axis=-1, dtype=np.float64)
+    tolerance = max(1e-4, 8 * target.shape[-1] * float(np.finfo(target.dtype).eps))
+    off = np.abs(totals - 1.0) > tolerance
+    if not np.any(off):
+        return None
+    row = int(np.argwhere(off)[0][0])
+    return (f"must hold rows of probabilities summing to 1 for cross_entropy (one-hot rows for classes), "
+            f"got row {row} summing to {float(totals[row]):g}")
+
+
 LOSSES: dict[str, Loss] = {
     "squared_error": squared_loss("squared_error", 1.0, per_output=False),
     "half_squared_error": squared_loss("half_squared_error", 0.5, per_output=False),
     "mse": squared_loss("mse", 1.0, per_output=True),
     "binary_cross_entropy": Loss(
         "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
-        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)}),
+        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)},
+        outputs=("sigmoid", "softmax"), target_problem=probabilities_problem),
     "cross_entropy": Loss(
         "cross_entropy", cross_entropy, cross_entropy_gradient,
-        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)}),
+        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)},
+        outputs=("softmax", "sigmoid"), target_problem=distributions_problem),
 }
 
 

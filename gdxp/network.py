@@ -45,6 +45,7 @@ class Network:
         self.sizes = _check_sizes(sizes)
         self.activations = _layer_activations(activation, output_activation, len(self.sizes) - 2)
         self.loss = get_loss(loss)
+        _check_output(self.activations[-1].name, self.sizes[-1], self.loss)
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {bias!r}")
         self.bias = bias
@@ -144,7 +145,7 @@ class Network:
         arrays already on a device are scanned only with ``check_values``, which waits for the device."""
         inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values)
         targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
-                                        check_values=check_values)
+                                        check_values=check_values, target_problem=self.loss.target_problem)
         return inputs, targets
 
     def snapshot(self) -> Snapshot:
@@ -313,6 +314,14 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"every layer size must be a whole number >= 1, got {list(sizes)}")
     return tuple(int(s) for s in sizes)
+
+
+def _check_output(activation: str, n_out: int, loss: Loss) -> None:
+    """Refuse an output layer and loss without an exact gradient, saying what to use instead."""
+    if activation == "softmax" and n_out == 1:
+        raise ValueError("a softmax over one output is always 1 and learns nothing: give 2 or more outputs, "
+                         "or use output_activation='sigmoid' for one")
+    loss.check_output(activation)
 
 
 def _layer_activations(activation: str | Activation | Sequence[str | Activation],

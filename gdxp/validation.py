@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,14 +40,18 @@ def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True)
 
 
 def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: bool,
-               check_values: bool = True) -> Array:
+               check_values: bool = True, target_problem: Callable[[np.ndarray], str | None] | None = None) -> Array:
     """``y`` as an ``(n_samples, n_out)`` array on the backend's device.
 
     One sample (``single``) takes ``(n_out,)`` or, with one output, a scalar; a batch takes
-    ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``. Values are checked as in :func:`as_inputs`.
+    ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``. Values are checked as in :func:`as_inputs`,
+    and against the loss's range by ``target_problem`` (see :class:`gdxp.losses.Loss`) in the same places.
     """
     arr, host = _received(backend, y)
     expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
+    if arr.ndim == 1 and not single and n_out > 1 and arr.shape[0] == n_samples:
+        raise ValueError(f"y must have shape {expected}, got shape {tuple(arr.shape)}; if these are class labels, "
+                         f"give one-hot rows: np.eye({n_out})[labels]")
     if arr.ndim == 0 and single and n_out == 1:
         arr = backend.xp.reshape(arr, (1, 1))
     elif arr.ndim == 1 and (single or n_out == 1):
@@ -60,7 +65,20 @@ def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: 
     if arr.shape[1] != n_out:
         raise ValueError(f"y must have {n_out} columns (one per output), got {arr.shape[1]}")
     _check_values(backend, arr, host, y, "y", check_values)
+    if target_problem is not None:
+        _check_range(backend, arr, host, "y", check_values, target_problem)
     return arr
+
+
+def _check_range(backend: Backend, arr: Array, host: np.ndarray | None, name: str, scan_device: bool,
+                 target_problem: Callable[[np.ndarray], str | None]) -> None:
+    """Targets outside the loss's range: read on the host copy, or from the device only with ``scan_device``."""
+    if host is None and not scan_device:
+        return
+    values = host if host is not None else backend.to_numpy(arr)
+    problem = target_problem(np.reshape(values, tuple(arr.shape)))
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
 
 
 def _received(backend: Backend, data: Any) -> tuple[Array, np.ndarray | None]:

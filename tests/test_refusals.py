@@ -1,0 +1,103 @@
+"""Calls that used to go wrong quietly or with the wrong error (issue 12): each refused clearly, nothing changed."""
+
+import numpy as np
+import pytest
+
+import gdxp
+
+# -- item 5: output and loss pairings without an exact gradient, targets outside a loss's range ---------------
+
+
+@pytest.mark.parametrize("output, loss", [
+    ("relu", "binary_cross_entropy"), ("tanh", "binary_cross_entropy"), ("identity", "binary_cross_entropy"),
+    ("leaky_relu", "binary_cross_entropy"),
+])
+def test_binary_cross_entropy_needs_a_probability_output(output, loss):
+    with pytest.raises(ValueError, match=r"output_activation='sigmoid'"):
+        gdxp.Network([2, 3, 2], activation="relu", output_activation=output, loss=loss)
+    with pytest.raises(ValueError, match=r"output_activation='sigmoid'"):
+        gdxp.Network([2, 2], activation=output, loss=loss)  # the hidden activation reused as the output
+
+
+@pytest.mark.parametrize("output", ["relu", "tanh", "identity", "leaky_relu"])
+def test_cross_entropy_needs_a_probability_output(output):
+    with pytest.raises(ValueError, match=r"output_activation='softmax'"):
+        gdxp.Network([2, 3, 3], activation="relu", output_activation=output, loss="cross_entropy")
+
+
+def test_softmax_over_one_output_is_refused():
+    for loss in ("cross_entropy", "squared_error"):
+        with pytest.raises(ValueError, match=r"softmax over one output.*output_activation='sigmoid'"):
+            gdxp.Network([2, 1], activation="softmax", loss=loss)
+
+
+def test_probability_outputs_with_their_losses_still_build():
+    for output, loss, n_out in (("sigmoid", "binary_cross_entropy", 1), ("softmax", "cross_entropy", 2),
+                                ("softmax", "binary_cross_entropy", 3), ("sigmoid", "cross_entropy", 2)):
+        net = gdxp.Network([2, n_out], activation=output, loss=loss)
+        assert (net.activations[-1].name, net.loss.name) == (output, loss)
+
+
+def _calls(net, x, y):
+    return {
+        "fit": lambda: net.fit(x, y, epochs=1, learning_rate=0.1, verbose=0),
+        "fit validation": lambda: net.fit(x, np.full_like(y, 0.5) if net.loss.name == "binary_cross_entropy"
+                                          else np.eye(y.shape[1])[np.zeros(len(y), int)],
+                                          epochs=1, learning_rate=0.1, verbose=0, validation_data=(x, y)),
+        "evaluate": lambda: net.evaluate(x, y),
+        "gradients": lambda: net.gradients(x, y),
+        "step": lambda: net.step(x, y, learning_rate=0.1),
+    }
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array([[5.0], [0.0]]), r"y must hold probabilities in \[0, 1\] for binary_cross_entropy, got 5 at index"),
+    (np.array([[0.5], [-0.1]]), r"y must hold probabilities in \[0, 1\] .*got -0.1 at index \(1, 0\)"),
+])
+def test_binary_cross_entropy_targets_outside_0_1_are_refused(backend, y, message):
+    net = gdxp.Network([2, 1], activation="sigmoid", loss="binary_cross_entropy", seed=0, backend=backend)
+    before = net.get_weights()
+    for name, call in _calls(net, np.ones((2, 2)), y).items():
+        with pytest.raises(ValueError, match=message):
+            call()
+        for mine, old in zip(net.get_weights(), before):
+            np.testing.assert_array_equal(mine, old, err_msg=name)
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]]),
+     r"y must hold rows of probabilities summing to 1 .*row 0 summing to 2"),
+    (np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), r"row 0 summing to 0"),
+    (np.array([[1.5, -0.5, 0.0], [0.0, 1.0, 0.0]]), r"y must hold rows of probabilities .*got -0.5 at index \(0, 1\)"),
+])
+def test_cross_entropy_targets_must_be_rows_of_probabilities(backend, y, message):
+    net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0, backend=backend)
+    before = net.get_weights()
+    for name, call in _calls(net, np.ones((2, 2)), y).items():
+        with pytest.raises(ValueError, match=message):
+            call()
+        for mine, old in zip(net.get_weights(), before):
+            np.testing.assert_array_equal(mine, old, err_msg=name)
+
+
+def test_soft_cross_entropy_targets_within_rounding_pass(backend):
+    net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0, backend=backend)
+    soft = np.random.default_rng(0).dirichlet(np.ones(3), size=4).astype(np.float32)  # sums off by float32 rounding
+    assert np.isfinite(net.evaluate(np.ones((4, 2)), soft)["loss"])
+
+
+def test_device_targets_are_range_checked_only_when_asked(backend):
+    net = gdxp.Network([2, 1], activation="sigmoid", loss="binary_cross_entropy", seed=0, backend=backend)
+    with backend.activate():
+        y = backend.asarray(np.array([[5.0], [0.0]]))
+    if gdxp.backend.host_array(y, backend.dtype_name) is not None:
+        pytest.skip(f"{backend.name}'s arrays are host data, always checked")
+    net.gradients(np.ones((2, 2)), y)  # no wait for the device by default
+    with pytest.raises(ValueError, match=r"y must hold probabilities in \[0, 1\]"):
+        net.step(np.ones((2, 2)), y, learning_rate=0.1, check_finite=True)
+
+
+def test_class_labels_for_a_softmax_output_get_the_one_hot_hint():
+    net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0)
+    with pytest.raises(ValueError, match=r"class labels, give one-hot rows: np\.eye\(3\)\[labels\]"):
+        net.fit(np.ones((4, 2)), np.array([0, 2, 1, 1]), epochs=1, learning_rate=0.1, verbose=0)
