@@ -22,9 +22,9 @@ import numpy as np
 
 from . import backprop
 from ._typing import Array
-from .backend import Backend
+from .backend import Backend, host_array
 from .history import History
-from .training import FitOptions, Ledger, Snapshot, Trained, first_finite, make_step
+from .training import FitOptions, Ledger, Snapshot, Trained, all_finite, make_step, restorable
 
 if TYPE_CHECKING:
     from .network import Network
@@ -54,7 +54,7 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
     rng = net.shuffle_rng if options.shuffle and size < n_samples else None
     length = _chunk_length(net.sizes, n_samples, size, options.epochs)
     program, seconds = _program(net, inputs, targets, validation, options, size, length, shuffled=rng is not None)
-    rate = backend.asarray(options.learning_rate)
+    rate = backend.asarray(host_array(options.learning_rate, backend.dtype_name))  # inf past float32, as eager
     data = (inputs, targets, *(validation or ()))
 
     def run(chunk: _Chunk, count: int) -> tuple[Trained, tuple[Array, Array, Array]]:
@@ -68,11 +68,20 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
     state = [list(slot) for slot in snapshot.optimizer_state] or net.optimizer.initial_state(backend.xp,
                                                                                                  snapshot.weights)
     trained: Trained = (list(snapshot.weights), state, backend.asarray(snapshot.steps, dtype=backend.index_dtype))
-    previous: _Chunk | None = None
+    previous: _Chunk | None = None  # the chunk before the one running, for the state before its first epoch
     best: tuple[_Chunk, int] | None = None  # the chunk of the best epoch so far, and how far into it
+    chunk, count = None, 0
+
+    def before(chunk: _Chunk, earlier: _Chunk | None, index: int) -> Trained:
+        """The state before the chunk's epoch ``index`` (from 0; -1 is the epoch before the chunk)."""
+        if index >= 0:
+            return run(chunk, index)[0] if index else chunk.start
+        return chunk.start if earlier is None else run(earlier, chunk.first_epoch - earlier.first_epoch + index)[0]
+
     try:
         epoch = 1
         while epoch <= options.epochs:
+            previous = chunk
             count = min(length, options.epochs - epoch + 1)
             drawn_from = None if rng is None else rng.bit_generator.state
             chunk = _Chunk(trained, epoch, _orders(backend, rng, n_samples, count, length))
@@ -88,24 +97,20 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
                 if stopped:
                     trained = run(chunk, recorded)[0]
                     break
-                current = run(chunk, recorded)[0]
-                before = run(chunk, recorded - 1)[0] if recorded else _before_last(run, previous, chunk)
-                trained = first_finite(backend, current, before) or run(chunk, recorded + 1)[0]
+                candidates = before(chunk, previous, recorded), before(chunk, previous, recorded - 1)
+                trained = restorable(backend, net, inputs, targets, *candidates)
                 ledger.diverged(epoch + recorded)
-            previous, epoch = chunk, epoch + count
+            epoch += count
         if best is not None:  # the best weights come back; the optimizer's state goes on
             trained = (run(*best)[0][0], *trained[1:])
+        elif chunk is not None and not all_finite(backend, trained[0]):  # made by the last step: no loss saw them
+            candidates = before(chunk, previous, count - 1), before(chunk, previous, count - 2)
+            trained = restorable(backend, net, inputs, targets, *candidates)
+            ledger.diverged(chunk.first_epoch + count - 1)
     finally:
         ledger.close()
         net.restore(Snapshot(trained[0], trained[1], int(backend.to_numpy(trained[2]))))
     return ledger.history
-
-
-def _before_last(run: Callable[[_Chunk, int], Any], previous: _Chunk | None, chunk: _Chunk) -> Trained:
-    """The state before the epoch before ``chunk``'s first: the previous chunk replayed to its last-but-one."""
-    if previous is None:
-        return chunk.start
-    return run(previous, chunk.first_epoch - previous.first_epoch - 1)[0]
 
 
 def _redraw(rng: np.random.Generator | None, drawn_from: dict[str, Any] | None, n_samples: int, epochs: int) -> None:
@@ -164,7 +169,7 @@ def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Arra
     state = [list(s) for s in snapshot.optimizer_state] or optimizer.initial_state(xp, snapshot.weights)
     example = ((list(snapshot.weights), state, backend.asarray(0, dtype=backend.index_dtype)),
                _orders(backend, np.random.default_rng(0), inputs.shape[0], 0, length) if shuffled else None,
-               backend.asarray(0, dtype=backend.index_dtype), backend.asarray(options.learning_rate),
+               backend.asarray(0, dtype=backend.index_dtype), backend.zeros(()),
                inputs, targets, *(validation or ()))
     program, seconds = backend.compiler.compile(chunk, *example)
     if len(_PROGRAMS) >= _MAX_PROGRAMS:

@@ -31,7 +31,7 @@ from .validation import check_positive_number, check_whole_number
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["FitOptions", "Ledger", "Snapshot", "TrainingDiverged", "first_finite", "make_step", "train"]
+__all__ = ["FitOptions", "Ledger", "Snapshot", "TrainingDiverged", "all_finite", "make_step", "restorable", "train"]
 
 
 class Snapshot(NamedTuple):
@@ -81,7 +81,8 @@ class FitOptions:
 
 
 class TrainingDiverged(ArithmeticError):
-    """The loss turned NaN or infinite; the network holds the last weights with a finite loss.
+    """The loss, or the weights a step made, turned NaN or infinite; the network holds the last weights
+    whose loss on the training data is finite (from before that epoch, or the one before it).
 
     ``epoch`` is where it happened (from 1), ``last_finite_loss`` the loss of the epoch before (None
     if the first epoch diverged), ``history`` what was recorded up to then.
@@ -89,8 +90,8 @@ class TrainingDiverged(ArithmeticError):
 
     def __init__(self, epoch: int, last_finite_loss: float | None, history: History) -> None:
         before = "before any finite loss" if last_finite_loss is None else f"last finite loss {last_finite_loss:.6g}"
-        super().__init__(f"training diverged at epoch {epoch}: the loss is not finite ({before}); "
-                         "the weights from before that epoch are restored. Try a smaller learning_rate.")
+        super().__init__(f"training diverged at epoch {epoch}: the loss or the weights are not finite ({before}); "
+                         "the last weights with a finite loss are restored. Try a smaller learning_rate.")
         self.epoch, self.last_finite_loss, self.history = epoch, last_finite_loss, history
 
 
@@ -204,43 +205,48 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
     best_weights = None
     rng = net.shuffle_rng if options.shuffle else None
     trained = previous = current = net.snapshot()
-    try:
-        for epoch in range(1, options.epochs + 1):
-            previous, current = current, trained
-            if one_batch:  # the tutorials' case, where the epoch loop's own cost shows
-                trained, value, prediction = step(trained, inputs, targets)
-            else:  # the mean loss over the samples, each batch's taken before its update
-                total = None
-                for batch_x, batch_y in _batches(backend, rng, inputs, targets, size):
-                    trained, value, prediction = step(trained, batch_x, batch_y)
-                    weighted = value * batch_x.shape[0]
-                    total = weighted if total is None else total + weighted
-                value = total / n_samples
-            if validation is None and not options.record_predictions:  # the common case: one number
-                train_loss, val_loss, recorded = backend.to_float(value), None, None
-            else:
-                reported = [value]
-                if validation is not None:
-                    reported.append(backprop.loss_and_prediction(xp, layers, loss, trained[0], *validation)[0])
-                if options.record_predictions:
-                    reported.append(prediction)
-                values = _read(backend, reported)
-                train_loss = float(values[0][0])
-                val_loss = float(values[1][0]) if validation is not None else None
-                recorded = values[-1].reshape(tuple(prediction.shape)) if options.record_predictions else None
-            if not Ledger.is_finite(train_loss, val_loss):
-                trained = first_finite(backend, current, previous) or trained
+    epoch = 0
+    with backend.activate(training=True):  # a NaN on the way to divergence is caught, not warned
+        try:
+            for epoch in range(1, options.epochs + 1):
+                previous, current = current, trained
+                if one_batch:  # the tutorials' case, where the epoch loop's own cost shows
+                    trained, value, prediction = step(trained, inputs, targets)
+                else:  # the mean loss over the samples, each batch's taken before its update
+                    total = None
+                    for batch_x, batch_y in _batches(backend, rng, inputs, targets, size):
+                        trained, value, prediction = step(trained, batch_x, batch_y)
+                        weighted = value * batch_x.shape[0]
+                        total = weighted if total is None else total + weighted
+                    value = total / n_samples
+                if validation is None and not options.record_predictions:  # the common case: one number
+                    train_loss, val_loss, recorded = backend.to_float(value), None, None
+                else:
+                    reported = [value]
+                    if validation is not None:
+                        reported.append(backprop.loss_and_prediction(xp, layers, loss, trained[0], *validation)[0])
+                    if options.record_predictions:
+                        reported.append(prediction)
+                    values = _read(backend, reported)
+                    train_loss = float(values[0][0])
+                    val_loss = float(values[1][0]) if validation is not None else None
+                    recorded = values[-1].reshape(tuple(prediction.shape)) if options.record_predictions else None
+                if not Ledger.is_finite(train_loss, val_loss):
+                    trained = restorable(backend, net, inputs, targets, current, previous)
+                    ledger.diverged(epoch)
+                going_on = ledger.add(epoch, train_loss, val_loss, recorded)
+                if ledger.improved:
+                    best_weights = trained[0]
+                if not going_on:
+                    break
+            if best_weights is not None:  # the best weights come back; the optimizer's state goes on
+                trained = (best_weights, *trained[1:])
+            elif epoch and not all_finite(backend, trained[0]):  # the last step made them: no loss has seen them
+                trained = restorable(backend, net, inputs, targets, current, previous)
                 ledger.diverged(epoch)
-            going_on = ledger.add(epoch, train_loss, val_loss, recorded)
-            if ledger.improved:
-                best_weights = trained[0]
-            if not going_on:
-                break
-        if best_weights is not None:  # the best weights come back; the optimizer's state goes on
-            trained = (best_weights, *trained[1:])
-    finally:
-        ledger.close()
-        net.restore(Snapshot(*trained))
+        finally:
+            ledger.close()
+            net.restore(Snapshot(*trained))
     return ledger.history
 
 
@@ -262,10 +268,19 @@ def _read(backend: Backend, arrays: list[Array]) -> list[np.ndarray]:
     return [backend.to_numpy(a).reshape(-1) for a in arrays]
 
 
-def first_finite(backend: Backend, *candidates: Trained) -> Trained | None:
-    """The first of ``candidates`` whose weights are all finite (checked on the device), or None."""
+def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:
+    """Whether every weight is a number (one read from the device per array)."""
+    xp = backend.xp
+    return all(bool(backend.to_numpy(xp.all(xp.isfinite(w)))) for w in weights)
+
+
+def restorable(backend: Backend, net: Network, inputs: Array, targets: Array, *candidates: Trained) -> Trained:
+    """The first of ``candidates`` whose weights are finite and give a finite loss on the training data
+    (weights can be finite and still overflow the loss), else the last of them."""
     xp = backend.xp
     for candidate in candidates:
-        if all(bool(backend.to_numpy(xp.all(xp.isfinite(w)))) for w in candidate[0]):
-            return candidate
-    return None
+        if all_finite(backend, candidate[0]):
+            value = backprop.loss_and_prediction(xp, net.layers, net.loss, candidate[0], inputs, targets)[0]
+            if math.isfinite(backend.to_float(value)):
+                return candidate
+    return candidates[-1]

@@ -157,11 +157,60 @@ def test_divergence_stops_and_restores_the_last_finite_weights(backend):
         warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own overflow warnings on the way up
         net.fit(x, y, epochs=500, learning_rate=5.0, verbose=0)
     error = caught.value
-    assert error.epoch > 1 and error.last_finite_loss == error.history.loss[-1]
+    assert error.epoch > 2 and error.last_finite_loss == error.history.loss[-1]
     assert len(error.history.loss) == error.epoch - 1 and np.isfinite(error.history.loss).all()
-    twin.fit(x, y, epochs=error.epoch - 1, learning_rate=5.0, verbose=0)
-    assert_same_weights(net, twin)
+    # full batches: the weights from before the diverging epoch are the ones whose loss overflowed, so the
+    # network goes back one epoch more, to the weights whose loss was the last finite one
+    twin.fit(x, y, epochs=error.epoch - 2, learning_rate=5.0, verbose=0)
+    assert_same_weights(net, twin, **fit_tolerance(backend))
     assert all(np.isfinite(w).all() for w in net.get_weights())
+    assert net.loss_value(x, y) == pytest.approx(error.last_finite_loss, rel=1e-4)
+
+
+def test_weights_restored_after_divergence_give_a_finite_loss(backend):
+    # issue 12, item 1: linear, one weight, a step of a million: |w| grows 2e6-fold an epoch until w**2 overflows
+    net = gdxp.Network([1, 1], activation="identity", bias=False, seed=0, backend=backend)
+    with pytest.raises(gdxp.TrainingDiverged):
+        net.fit([[1.0]], [[0.0]], epochs=100, learning_rate=1e6, verbose=0)
+    assert np.isfinite(net.get_weights()[0]).all() and np.isfinite(net.loss_value([[1.0]], [[0.0]]))
+
+
+def test_a_last_step_that_makes_the_weights_infinite_is_divergence(backend):
+    # issue 12, item 2: the loss is measured before each step, so only the weights can tell
+    net = gdxp.Network([1, 1], activation="identity", bias=False, seed=0, backend=backend)
+    before = net.get_weights()
+    with pytest.raises(gdxp.TrainingDiverged, match="training diverged at epoch 1: the loss or the weights"):
+        net.fit([[1.0]], [[0.0]], epochs=1, learning_rate=1e308, verbose=0)
+    np.testing.assert_array_equal(net.get_weights()[0], before[0])
+
+
+def test_divergence_is_reported_even_where_every_warning_is_an_error(backend):
+    # issue 12, item 3: inf - inf on the way up is NumPy's "invalid value" warning, which must not replace it
+    x, y = make_problem(6)
+    net = gdxp.Network([3, 4, 2], activation="identity", seed=8, backend=backend)
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        with pytest.raises(gdxp.TrainingDiverged):
+            net.fit(x, y * 1e3, epochs=500, learning_rate=5.0, verbose=0)
+
+
+def test_set_weights_while_fit_runs_never_mixes_old_and_new_weights(monkeypatch):
+    # issue 12, item 4: the loop reads the weights it carries, once per step, never the network's
+    x, y = make_problem(8)
+    net, twin = gdxp.Network([3, 4, 2], seed=9), gdxp.Network([3, 4, 2], seed=9)
+    original, calls = gdxp.backprop.gradients, []
+
+    def set_weights_meanwhile(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # another thread's set_weights, in the middle of the run
+            net.set_weights([np.zeros_like(w) for w in net.get_weights()])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gdxp.backprop, "gradients", set_weights_meanwhile)
+    net.fit(x, y, epochs=3, learning_rate=0.3, batch_size=2, verbose=0)
+    monkeypatch.undo()
+    twin.fit(x, y, epochs=3, learning_rate=0.3, batch_size=2, verbose=0)
+    assert_same_weights(net, twin)
 
 
 def test_ctrl_c_leaves_the_weights_of_the_last_completed_step(monkeypatch):

@@ -130,10 +130,11 @@ class Backend:
     def synchronize(self) -> None:
         """Wait until all work queued on the device is done (for honest timing). No-op on the CPU."""
 
-    def activate(self) -> contextlib.AbstractContextManager[Any]:
+    def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
         """Context in which gdxp's math runs: arrays made inside land on this backend's device, and
         overflow gives infinity quietly, as IEEE arithmetic does on a GPU (``1 / (1 + exp(-sop))`` is
-        exactly 0 when ``exp`` overflows)."""
+        exactly 0 when ``exp`` overflows). In a ``training`` run, where a loss that turns NaN stops the
+        run with :class:`gdxp.TrainingDiverged`, invalid operations (``inf - inf``) are quiet too."""
         return contextlib.nullcontext()
 
     # -- seeded random numbers, drawn on the host ------------------------------------------------
@@ -249,3 +250,9 @@ def numeric_host_array(obj: Any) -> np.ndarray:
     if host.dtype.kind not in "biuf":
         raise TypeError(f"expected real numbers, got {type(obj).__name__} of dtype {host.dtype}")
     return host
+
+
+def quiet_numpy(training: bool) -> contextlib.AbstractContextManager[Any]:
+    """NumPy's error state for gdxp's math: overflow quiet (an exact 0 or inf is the right answer), and
+    in training an invalid value too (the loss check reports it); a division by zero always warns."""
+    return np.errstate(over="ignore", invalid="ignore") if training else np.errstate(over="ignore")

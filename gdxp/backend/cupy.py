@@ -59,7 +59,7 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         self.device.synchronize()
 
-    def activate(self) -> contextlib.AbstractContextManager[Any]:
+    def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
         return self.device
 
     def _default_dtype_name(self) -> str:

@@ -56,7 +56,7 @@ class JaxBackend(Backend):
     def to_numpy(self, arr: Array) -> np.ndarray:
         return np.asarray(self._jax.device_get(arr))
 
-    def activate(self) -> contextlib.AbstractContextManager[Any]:
+    def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
         return self._jax.default_device(self.device)  # creation functions would otherwise use device 0
 
     def _dtype_hint(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._typing import Array
-from .base import Backend
+from .base import Backend, quiet_numpy
 
 
 class NumpyBackend(Backend):
@@ -33,8 +33,8 @@ class NumpyBackend(Backend):
     def to_float(self, arr: Array) -> float:
         return float(arr)
 
-    def activate(self) -> contextlib.AbstractContextManager[Any]:
-        return np.errstate(over="ignore")  # only overflow: an invalid value or a division by 0 still warns
+    def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
+        return quiet_numpy(training)
 
     def _is_native(self, obj: Any) -> bool:
         return type(obj) is np.ndarray  # subclasses (np.matrix, masked arrays) are read as plain arrays

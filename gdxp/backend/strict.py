@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._typing import Array
-from .base import Backend, import_library
+from .base import Backend, import_library, quiet_numpy
 
 
 class StrictBackend(Backend):
@@ -44,8 +44,8 @@ class StrictBackend(Backend):
     def to_numpy(self, arr: Array) -> np.ndarray:
         return np.asarray(arr.to_device(self._cpu))
 
-    def activate(self) -> contextlib.AbstractContextManager[Any]:
-        return np.errstate(over="ignore")  # array_api_strict computes with NumPy, which would warn
+    def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
+        return quiet_numpy(training)
 
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._array_type)
