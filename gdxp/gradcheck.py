@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .network import Network
+from .network import Network
+from .validation import check_positive_number
 
 __all__ = ["check_gradients"]
 
@@ -22,6 +22,9 @@ def check_gradients(net: Network, x: Any, y: Any, *, epsilon: float = 1e-5) -> f
     result is the largest over all arrays. It costs two loss evaluations per weight: meant for
     small networks.
     """
+    if not isinstance(net, Network):
+        raise TypeError(f"check_gradients checks a gdxp.Network, got {type(net).__name__}")
+    epsilon = check_positive_number(epsilon, "epsilon")
     twin = net.copy(dtype="float64")
     analytic = [twin.backend.to_numpy(g) for g in twin.gradients(x, y)]
     floor = 1e-4 * abs(twin.loss_value(x, y))

@@ -212,6 +212,8 @@ class Network:
         which waits for it once.
         """
         rate = validation.check_positive_number(learning_rate, "learning_rate")
+        validation.check_flag(return_loss, "return_loss")
+        validation.check_flag(check_finite, "check_finite")
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y, check_values=check_finite)
             xp = self.backend.xp

@@ -15,7 +15,7 @@ import numpy as np
 from ._typing import Array
 from .backend import Backend, host_array
 
-__all__ = ["as_inputs", "as_targets", "check_finite", "check_positive_number", "check_whole_number"]
+__all__ = ["as_inputs", "as_targets", "check_finite", "check_flag", "check_positive_number", "check_whole_number"]
 
 
 def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True) -> tuple[Array, bool]:
@@ -129,6 +129,22 @@ def check_positive_number(value: Any, name: str) -> float:
     """``value`` as a finite float > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number past float's range, like 10**400
+        number = math.inf
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number above 0, got {_short(value)}")
+    return number
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` if it is True or False; anything else (``'no'``, 0, None) is refused."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]} ({len(text)} characters)"

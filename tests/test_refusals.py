@@ -101,3 +101,42 @@ def test_class_labels_for_a_softmax_output_get_the_one_hot_hint():
     net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0)
     with pytest.raises(ValueError, match=r"class labels, give one-hot rows: np\.eye\(3\)\[labels\]"):
         net.fit(np.ones((4, 2)), np.array([0, 2, 1, 1]), epochs=1, learning_rate=0.1, verbose=0)
+
+
+# -- item 7: the wrong exception types -------------------------------------------------------------------------
+
+
+def test_huge_whole_numbers_are_value_errors_not_overflow():
+    net = gdxp.Network([2, 1], seed=0)
+    before = net.get_weights()
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite number above 0, got 1000.*characters"):
+        net.fit(np.ones((2, 2)), np.zeros(2), epochs=1, learning_rate=10**400, verbose=0)
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite number above 0"):
+        net.step(np.ones((2, 2)), np.zeros(2), learning_rate=10**400)
+    with pytest.raises(ValueError, match=r"epsilon must be a finite number above 0"):
+        gdxp.optimizers.Adam(epsilon=10**400)
+    np.testing.assert_array_equal(net.get_weights()[0], before[0])
+
+
+def test_dtype_that_numpy_cannot_parse_is_a_value_error():
+    with pytest.raises(ValueError, match=r"dtype must be one of float32, float64, got 'f8,,'"):
+        gdxp.Network([2, 1], dtype="f8,,")
+
+
+def test_check_gradients_refuses_a_zero_step_and_a_non_network():
+    net = gdxp.Network([2, 1], seed=0)
+    for epsilon, error in ((0, ValueError), (-1e-5, ValueError), (float("nan"), ValueError), ("1e-5", TypeError)):
+        with pytest.raises(error, match="epsilon must be"):
+            gdxp.check_gradients(net, np.ones((2, 2)), np.zeros(2), epsilon=epsilon)
+    with pytest.raises(TypeError, match="check_gradients checks a gdxp.Network, got NoneType"):
+        gdxp.check_gradients(None, np.ones((2, 2)), np.zeros(2))
+
+
+@pytest.mark.parametrize("flag", ["return_loss", "check_finite"])
+@pytest.mark.parametrize("value", ["no", "yes", 0, 1, None])
+def test_step_flags_are_true_or_false(flag, value):
+    net = gdxp.Network([2, 1], seed=0)
+    before = net.get_weights()
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got {value!r}"):
+        net.step(np.ones((2, 2)), np.zeros(2), learning_rate=0.1, **{flag: value})
+    np.testing.assert_array_equal(net.get_weights()[0], before[0])
