@@ -139,13 +139,17 @@ class Network:
         """The generator that orders :meth:`fit`'s mini-batches, seeded from ``seed``; each shuffle advances it."""
         return self._shuffle_rng
 
-    def as_batch(self, x: Any, y: Any, *, check_values: bool = True) -> tuple[Array, Array]:
+    def as_batch(self, x: Any, y: Any, *, check_values: bool = True,
+                 names: tuple[str, str] = ("x", "y")) -> tuple[Array, Array]:
         """``x`` and ``y`` checked against the layer sizes, as ``(n_samples, n_in)`` and ``(n_samples, n_out)``
         arrays on the network's device. Data from the host is checked for NaN/inf there, before it moves;
-        arrays already on a device are scanned only with ``check_values``, which waits for the device."""
-        inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values)
+        arrays already on a device are scanned only with ``check_values``, which waits for the device.
+        ``names`` are what the errors call the two (``("x_val", "y_val")`` for validation data)."""
+        inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values,
+                                              name=names[0])
         targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
-                                        check_values=check_values, target_problem=self.loss.target_problem)
+                                        check_values=check_values, target_problem=self.loss.target_problem,
+                                        names=names)
         return inputs, targets
 
     def snapshot(self) -> Snapshot:
@@ -247,7 +251,8 @@ class Network:
         chosen.check_state(self.weight_shapes())  # before it is attached: a refused optimizer changes nothing
         with self.backend.activate():  # the data is checked and moved to the device once, here
             inputs, targets = self.as_batch(x, y)
-            validation_batch = None if validation_data is None else self.as_batch(*_pair(validation_data))
+            validation_batch = (None if validation_data is None
+                                else self.as_batch(*_pair(validation_data), names=("x_val", "y_val")))
             options.batch_size_for(inputs.shape[0])  # refused before anything changes
             self.optimizer = chosen
             compiles = self.backend.compiler is not None and options.epochs > 0
@@ -329,6 +334,8 @@ def _check_output(activation: str, n_out: int, loss: Loss) -> None:
 def _layer_activations(activation: str | Activation | Sequence[str | Activation],
                        output_activation: str | Activation | None,
                        n_hidden: int) -> tuple[Activation, ...]:
+    if isinstance(activation, (bytes, bytearray)):
+        raise TypeError(f"an activation is a name like 'sigmoid' (a str), got {type(activation).__name__}")
     if isinstance(activation, (str, Activation)):
         hidden = [activation] * n_hidden
         output = activation if output_activation is None else output_activation

@@ -18,8 +18,10 @@ from .backend import Backend, host_array
 __all__ = ["as_inputs", "as_targets", "check_finite", "check_flag", "check_positive_number", "check_whole_number"]
 
 
-def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True) -> tuple[Array, bool]:
+def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True,
+              name: str = "x") -> tuple[Array, bool]:
     """``x`` as an ``(n_samples, n_in)`` array on the backend's device, and whether it was one sample.
+    ``name`` is what the errors call it (``x_val`` for validation data).
 
     Data from the host is checked for NaN and infinity there, before it moves, which costs no wait;
     an array already on a device is scanned only with ``check_values``, which waits for the device.
@@ -30,43 +32,46 @@ def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True)
     elif arr.ndim == 2:
         single = False
     else:
-        raise ValueError(f"x must have shape (n_samples, {n_in}) or ({n_in},), got shape {tuple(arr.shape)}")
+        raise ValueError(f"{name} must have shape (n_samples, {n_in}) or ({n_in},), got shape {tuple(arr.shape)}")
     if arr.shape[1] != n_in:
-        raise ValueError(f"x must have {n_in} features per sample (the network's inputs), got {arr.shape[1]}")
+        raise ValueError(f"{name} must have {n_in} features per sample (the network's inputs), got {arr.shape[1]}")
     if arr.shape[0] == 0:
-        raise ValueError("x holds no samples")
-    _check_values(backend, arr, host, x, "x", check_values)
+        raise ValueError(f"{name} holds no samples")
+    _check_values(backend, arr, host, x, name, check_values)
     return arr, single
 
 
 def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: bool,
-               check_values: bool = True, target_problem: Callable[[np.ndarray], str | None] | None = None) -> Array:
+               check_values: bool = True, target_problem: Callable[[np.ndarray], str | None] | None = None,
+               names: tuple[str, str] = ("x", "y")) -> Array:
     """``y`` as an ``(n_samples, n_out)`` array on the backend's device.
 
     One sample (``single``) takes ``(n_out,)`` or, with one output, a scalar; a batch takes
     ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``. Values are checked as in :func:`as_inputs`,
     and against the loss's range by ``target_problem`` (see :class:`gdxp.losses.Loss`) in the same places.
+    ``names`` are what the errors call the inputs and the targets.
     """
+    x_name, name = names
     arr, host = _received(backend, y)
     expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
     if arr.ndim == 1 and not single and n_out > 1 and arr.shape[0] == n_samples:
-        raise ValueError(f"y must have shape {expected}, got shape {tuple(arr.shape)}; if these are class labels, "
+        raise ValueError(f"{name} must have shape {expected}, got shape {tuple(arr.shape)}; if these are class labels, "
                          f"give one-hot rows: np.eye({n_out})[labels]")
     if arr.ndim == 0 and single and n_out == 1:
         arr = backend.xp.reshape(arr, (1, 1))
     elif arr.ndim == 1 and (single or n_out == 1):
         if single and arr.shape[0] != n_out:
-            raise ValueError(f"y must have {n_out} values (one per output), got {arr.shape[0]}")
+            raise ValueError(f"{name} must have {n_out} values (one per output), got {arr.shape[0]}")
         arr = backend.xp.reshape(arr, (1, n_out) if single else (arr.shape[0], 1))
     elif arr.ndim != 2:
-        raise ValueError(f"y must have shape {expected}, got shape {tuple(arr.shape)}")
+        raise ValueError(f"{name} must have shape {expected}, got shape {tuple(arr.shape)}")
     if arr.shape[0] != n_samples:
-        raise ValueError(f"y must have one row per sample of x ({n_samples}), got {arr.shape[0]}")
+        raise ValueError(f"{name} must have one row per sample of {x_name} ({n_samples}), got {arr.shape[0]}")
     if arr.shape[1] != n_out:
-        raise ValueError(f"y must have {n_out} columns (one per output), got {arr.shape[1]}")
-    _check_values(backend, arr, host, y, "y", check_values)
+        raise ValueError(f"{name} must have {n_out} columns (one per output), got {arr.shape[1]}")
+    _check_values(backend, arr, host, y, name, check_values)
     if target_problem is not None:
-        _check_range(backend, arr, host, "y", check_values, target_problem)
+        _check_range(backend, arr, host, name, check_values, target_problem)
     return arr
 
 

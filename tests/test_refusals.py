@@ -58,7 +58,8 @@ def test_binary_cross_entropy_targets_outside_0_1_are_refused(backend, y, messag
     net = gdxp.Network([2, 1], activation="sigmoid", loss="binary_cross_entropy", seed=0, backend=backend)
     before = net.get_weights()
     for name, call in _calls(net, np.ones((2, 2)), y).items():
-        with pytest.raises(ValueError, match=message):
+        named = message.replace("y must", "y_val must") if "validation" in name else message
+        with pytest.raises(ValueError, match=named):
             call()
         for mine, old in zip(net.get_weights(), before):
             np.testing.assert_array_equal(mine, old, err_msg=name)
@@ -74,7 +75,8 @@ def test_cross_entropy_targets_must_be_rows_of_probabilities(backend, y, message
     net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0, backend=backend)
     before = net.get_weights()
     for name, call in _calls(net, np.ones((2, 2)), y).items():
-        with pytest.raises(ValueError, match=message):
+        named = message.replace("y must", "y_val must") if "validation" in name else message
+        with pytest.raises(ValueError, match=named):
             call()
         for mine, old in zip(net.get_weights(), before):
             np.testing.assert_array_equal(mine, old, err_msg=name)
@@ -140,3 +142,35 @@ def test_step_flags_are_true_or_false(flag, value):
     with pytest.raises(TypeError, match=f"{flag} must be True or False, got {value!r}"):
         net.step(np.ones((2, 2)), np.zeros(2), learning_rate=0.1, **{flag: value})
     np.testing.assert_array_equal(net.get_weights()[0], before[0])
+
+
+# -- item 9: messages that named the wrong thing ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("x_val, y_val, message", [
+    (np.ones((4, 5)), np.zeros((4, 1)), r"x_val must have 3 features per sample .the network's inputs., got 5"),
+    (np.ones((4, 3)), np.zeros((5, 1)), r"y_val must have one row per sample of x_val \(4\), got 5"),
+    (np.ones((4, 3)), np.full((4, 1), np.nan), r"y_val must hold finite numbers"),
+    (np.ones((0, 3)), np.zeros((0, 1)), r"x_val holds no samples"),
+])
+def test_bad_validation_data_is_named_as_such(x_val, y_val, message):
+    net = gdxp.Network([3, 1], seed=0)
+    before = net.get_weights()
+    with pytest.raises(ValueError, match=message):
+        net.fit(np.ones((4, 3)), np.zeros(4), epochs=1, learning_rate=0.1, verbose=0, validation_data=(x_val, y_val))
+    np.testing.assert_array_equal(net.get_weights()[0], before[0])
+
+
+def test_a_backend_in_a_list_is_a_type_error():
+    with pytest.raises(TypeError, match="backend must be a name like 'numpy' or a Backend, got list"):
+        gdxp.Network([2, 1], backend=["numpy"])
+
+
+@pytest.mark.parametrize("activation", [b"relu", bytearray(b"relu")])
+def test_an_activation_in_bytes_is_a_type_error_saying_it_is_a_name(activation):
+    for sizes in ([2, 1], [2, 3, 1], [2, 3, 3, 1]):
+        with pytest.raises(TypeError, match=r"an activation is a name like 'sigmoid' \(a str\), got byte"):
+            gdxp.Network(sizes, activation=activation)
+    with pytest.raises(TypeError, match=r"an activation is a name like 'sigmoid', got bytes"):
+        gdxp.Network([2, 3, 1], activation="relu", output_activation=b"sigmoid")
+
