@@ -49,6 +49,7 @@ class Network:
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {bias!r}")
         self.bias = bias
+        _check_memory(self.sizes, bias)  # before anything is allocated
         self.init = init
         initializer = get_initializer(init)
         if seed is not None:
@@ -321,6 +322,24 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"every layer size must be a whole number >= 1, got {list(sizes)}")
     return tuple(int(s) for s in sizes)
+
+
+def _check_memory(sizes: tuple[int, ...], bias: bool) -> None:
+    """Refuse sizes whose weights could not fit in this machine's memory, before anything is allocated:
+    8 bytes a weight (float64) against all of the memory there is, a generous limit."""
+    count = sum(n_in * n_out + (n_out if bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    needed, available = 8 * count, _total_memory()
+    if needed > available:
+        raise ValueError(f"sizes {list(sizes)} make {count:,} weights, which need {needed / 1e9:,.1f} GB in "
+                         f"float64, more than this machine's {available / 1e9:,.1f} GB of memory")
+
+
+def _total_memory() -> int:
+    """The machine's memory in bytes, or 1 TB where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 10**12
 
 
 def _check_output(activation: str, n_out: int, loss: Loss) -> None:
