@@ -1,0 +1,156 @@
+"""Dask: the data chunked along samples on a cluster (or local threads), the weights small on the client.
+
+The math runs unchanged on array-api-compat's Dask namespace. Every array of this backend is a Dask
+array whose chunks are NumPy arrays of whole rows: host data given to it is cut into chunks of about
+:data:`CHUNK_BYTES` (and scattered to the cluster once where a client is active), and the weights and
+optimizer state, small, are one-chunk arrays that wrap NumPy arrays held on the client. A step is a
+lazy graph over every chunk of the data, its
+gradient sums reduced by Dask's tree reduction; :meth:`DaskBackend.settle` computes the step's new
+weights, optimizer state and loss with one ``dask.compute``, so each step is one graph of the same
+size and no graph ever holds the steps before it (dask-glm's design). With a ``dask.distributed``
+``Client`` active the graph runs there, else on Dask's local threaded scheduler.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import contextvars
+import functools
+import importlib
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from .._typing import Array
+from .base import Backend, host_array, import_library, quiet_numpy
+
+__all__ = ["CHUNK_BYTES", "DaskBackend"]
+
+# NumPy data given to the dask backend is cut into chunks of whole rows of about this many bytes: big
+# enough that a chunk's matmul outweighs the scheduler's ~100 us per task, small enough that a worker
+# holds many and a cluster of a few machines gets several chunks each.
+CHUNK_BYTES = 32 * 2**20
+
+
+class DaskBackend(Backend):
+    """Dask arrays of NumPy chunks (device ``"cpu"``): the data chunked along samples, the weights in one
+    chunk each on the client; see the module's docstring."""
+
+    name = "dask"
+    module = "dask.array"
+    library = "Dask"
+    install = "pip install 'gdxp[dask]'"
+    distributions = ("dask",)
+
+    def __init__(self, device: Any = None, dtype: Any = None) -> None:
+        if device not in (None, "cpu"):
+            raise ValueError(f"the dask backend keeps NumPy chunks, on device 'cpu' only, got device={device!r}")
+        self._da = import_library(type(self))
+        self._dask = importlib.import_module("dask")
+        super().__init__(importlib.import_module("array_api_compat.dask.array"), "cpu", dtype)
+        self.settle = self._settle
+
+    @classmethod
+    def devices(cls) -> tuple[str, ...]:
+        import_library(cls)
+        return ("cpu",)
+
+    # -- the data: chunked along samples ---------------------------------------------------------
+
+    def chunk_rows(self, n_samples: int, n_columns: int) -> int:
+        """Rows per chunk for host data of this shape: :data:`CHUNK_BYTES` worth, at least one row."""
+        row_bytes = max(1, n_columns) * np.dtype(self.dtype_name).itemsize
+        return max(1, min(n_samples, CHUNK_BYTES // row_bytes))
+
+    def chunked(self, data: Any, *, rows: int) -> Array:
+        """``data`` (host data, or a Dask array) in our dtype as a Dask array of ``rows``-row chunks, each
+        with all columns: to choose another chunking than the one :meth:`asarray` gives host data."""
+        if isinstance(data, self._da.Array):
+            arr = data if data.dtype == self.dtype else data.astype(self.dtype)
+            return arr.rechunk((rows, *arr.shape[1:]))
+        host = host_array(data, self.dtype_name)
+        if host is None:  # an array of another library
+            host = self.to_numpy(self.asarray(data))
+        return self._wrap(host, rows)
+
+    def _wrap(self, host: np.ndarray, rows: int | None = None) -> Array:
+        """A host array as a Dask array of whole-row chunks; one that spans several chunks is scattered to
+        the active client's cluster once, so that each step's graph refers to it instead of carrying it."""
+        if host.ndim == 0:
+            return self._da.from_array(host, name=False)
+        if rows is None:
+            rows = self.chunk_rows(host.shape[0], math.prod(host.shape[1:]))
+        arr = self._da.from_array(host, chunks=(rows, *host.shape[1:]), name=False)
+        return arr.persist() if arr.numblocks[0] > 1 and _client() is not None else arr
+
+    # -- host <-> client -------------------------------------------------------------------------
+
+    def to_numpy(self, arr: Array) -> np.ndarray:
+        """A Dask array computed (on the active client, or local threads); NumPy arrays as they are."""
+        if isinstance(arr, self._da.Array):
+            return np.asarray(self.compute(arr)[0])
+        return np.asarray(arr)
+
+    def to_float(self, arr: Array) -> float:
+        return float(self.to_numpy(arr))
+
+    def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
+        return quiet_numpy(training)
+
+    def compute(self, *collections: Any) -> tuple[Any, ...]:
+        """``dask.compute`` of ``collections`` in one graph, with the client's NumPy error state inside
+        every task of the local threaded scheduler (its threads would otherwise warn of an overflow
+        that gdxp's math expects); with a distributed client active, or another scheduler chosen in
+        ``dask.config``, there. NumPy arrays and other plain objects pass through as they are."""
+        scheduler = self._dask.base.get_scheduler()
+        threaded = importlib.import_module("dask.threaded")
+        if scheduler is None and not hasattr(threaded, "ContextAwareThreadPoolExecutor"):
+            return self._dask.compute(*collections, scheduler="threads", pool=_context_pool())
+        return self._dask.compute(*collections)
+
+    def _settle(self, trained: Any, loss: Array) -> tuple[Any, Array]:
+        """A step's new weights, optimizer state and loss computed in one graph, then wrapped again as
+        one-chunk Dask arrays of those NumPy values (the loss stays NumPy: the loop only reads it)."""
+        weights, state, steps = trained
+        new_weights, new_state, value = self.compute(list(weights), [list(slot) for slot in state], loss)
+        wrap = self._wrap
+        return ([wrap(w) for w in new_weights], [[wrap(a) for a in slot] for slot in new_state], steps), value
+
+    # -- what Dask does its own way ---------------------------------------------------------------
+
+    def _is_native(self, obj: Any) -> bool:
+        return isinstance(obj, self._da.Array)
+
+    def _is_here(self, arr: Array) -> bool:
+        return True
+
+    def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
+        return self._wrap(np.asarray(host, dtype=dtype))
+
+
+def _client() -> Any:
+    """The active ``dask.distributed`` client, or None (also where distributed is not installed)."""
+    distributed = sys.modules.get("distributed")  # no client can exist before distributed is imported
+    if distributed is None:
+        return None
+    try:
+        return distributed.default_client()
+    except ValueError:
+        return None
+
+
+class _ContextPool(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool whose tasks run in the submitting thread's context (its NumPy error state), as
+    Dask's own pool does from 2026 on; for older Dask."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+@functools.cache
+def _context_pool() -> _ContextPool:
+    return _ContextPool(os.cpu_count() or 1)
