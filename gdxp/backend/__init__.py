@@ -17,6 +17,7 @@ from typing import Any
 
 from .base import ARRAY_API_VERSION, Backend, BackendUnavailableError, host_array
 from .cupy import CupyBackend
+from .dask import DaskBackend
 from .jax import JaxBackend
 from .numpy import NumpyBackend
 from .strict import StrictBackend
@@ -35,7 +36,8 @@ __all__ = [
 
 ENV_VAR = "GDXP_BACKEND"
 BACKENDS: dict[str, type[Backend]] = {
-    backend.name: backend for backend in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend)}
+    backend.name: backend for backend in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend,
+                                          DaskBackend)}
 BACKEND_NAMES = tuple(BACKENDS)
 
 
