@@ -43,6 +43,7 @@ class _Chunk:
     start: Trained
     first_epoch: int
     orders: Array | None
+    rates: Array
 
 
 def train_compiled(net: Network, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
@@ -54,11 +55,11 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
     rng = net.shuffle_rng if options.shuffle and size < n_samples else None
     length = _chunk_length(net.sizes, n_samples, size, options.epochs)
     program, seconds = _program(net, inputs, targets, validation, options, size, length, shuffled=rng is not None)
-    rate = backend.asarray(host_array(options.learning_rate, backend.dtype_name))  # inf past float32, as eager
     data = (inputs, targets, *(validation or ()))
 
     def run(chunk: _Chunk, count: int) -> tuple[Trained, tuple[Array, Array, Array]]:
-        return program(chunk.start, chunk.orders, backend.asarray(count, dtype=backend.index_dtype), rate, *data)
+        return program(chunk.start, chunk.orders, chunk.rates, backend.asarray(count, dtype=backend.index_dtype),
+                       *data)
 
     ledger = Ledger(options)
     if seconds:
@@ -84,7 +85,8 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
             previous = chunk
             count = min(length, options.epochs - epoch + 1)
             drawn_from = None if rng is None else rng.bit_generator.state
-            chunk = _Chunk(trained, epoch, _orders(backend, rng, n_samples, count, length))
+            chunk = _Chunk(trained, epoch, _orders(backend, rng, n_samples, count, length),
+                           _rates(backend, options.rates[epoch - 1:epoch - 1 + count], length))
             trained, outputs = run(chunk, count)
             recorded = ledger.add_run(epoch, *_read(backend, outputs, count, validation is not None,
                                                     options.record_predictions))
@@ -134,6 +136,14 @@ def _orders(backend: Backend, rng: np.random.Generator | None, n_samples: int, c
     return backend.asarray(orders, dtype=backend.index_dtype)
 
 
+def _rates(backend: Backend, rates: Sequence[float], length: int) -> Array:
+    """A chunk's learning rates as data (so a new schedule runs the same program); the epochs past the
+    run's end, which are skipped, repeat the last."""
+    padded = np.full(length, rates[-1])
+    padded[:len(rates)] = rates
+    return backend.asarray(host_array(padded, backend.dtype_name))  # past float32's range: inf, as eager
+
+
 def _read(backend: Backend, outputs: tuple[Array, Array, Array], count: int, validated: bool,
           recorded: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A chunk's reported numbers on the host (one wait), cut to the epochs that ran."""
@@ -143,11 +153,12 @@ def _read(backend: Backend, outputs: tuple[Array, Array, Array], count: int, val
 
 
 def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) -> int:
-    """Epochs per compiled call: about :data:`CHUNK_SECONDS` of work at a modest rate (a microsecond a
-    step and a gigaflop a second), a power of two so that other runs of the network reuse the program."""
+    """Epochs per compiled call: about :data:`CHUNK_SECONDS` of work at what one CPU core reaches (a
+    microsecond a step, 20 gigaflops a second; longer calls also ran faster per epoch here), a power of
+    two so that other runs of the network reuse the program."""
     steps = math.ceil(n_samples / size)
     flops = 6 * n_samples * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    seconds = steps * 1e-6 + flops / 1e9
+    seconds = steps * 1e-6 + flops / 2e10
     length = 2 ** max(0, int(math.log2(max(1.0, CHUNK_SECONDS / seconds))))
     return min(length, 2 ** math.ceil(math.log2(max(1, epochs))))  # epochs past the run's end are skipped
 
@@ -158,18 +169,19 @@ def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Arra
     (0 when an earlier fit compiled it)."""
     backend, optimizer = net.backend, net.optimizer
     key = (backend.name, backend.device_name, backend.dtype_name, net.sizes, tuple(a.name for a in net.activations),
-           net.bias, net.loss.name, type(optimizer), tuple(optimizer.hyperparameters().items()),
+           net.bias, net.loss.name, type(optimizer), tuple(optimizer.hyperparameters().items()), options.weight_decay,
            tuple(inputs.shape), tuple(targets.shape), None if validation is None else tuple(validation[0].shape),
            size, length, shuffled, options.record_predictions)
     if key in _PROGRAMS:
         return _PROGRAMS[key], 0.0
-    chunk = _chunk_function(net, inputs.shape[0], size, length, validation is not None, options.record_predictions)
+    chunk = _chunk_function(net, inputs.shape[0], size, length, validation is not None, options.record_predictions,
+                            options.weight_decay)
     snapshot = net.snapshot()
     xp = backend.xp
     state = [list(s) for s in snapshot.optimizer_state] or optimizer.initial_state(xp, snapshot.weights)
     example = ((list(snapshot.weights), state, backend.asarray(0, dtype=backend.index_dtype)),
                _orders(backend, np.random.default_rng(0), inputs.shape[0], 0, length) if shuffled else None,
-               backend.asarray(0, dtype=backend.index_dtype), backend.zeros(()),
+               backend.zeros((length,)), backend.asarray(0, dtype=backend.index_dtype),
                inputs, targets, *(validation or ()))
     program, seconds = backend.compiler.compile(chunk, *example)
     if len(_PROGRAMS) >= _MAX_PROGRAMS:
@@ -179,24 +191,24 @@ def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Arra
 
 
 def _chunk_function(net: Network, n_samples: int, size: int, length: int, validated: bool,
-                    recorded: bool) -> Callable[..., Any]:
-    """``chunk(trained, orders, count, rate, x, y[, x_val, y_val])``: the first ``count`` of ``length``
-    epochs from ``trained``; returns the state after them and each epoch's (loss, validation loss,
-    prediction), as the eager loop computes them."""
+                    recorded: bool, weight_decay: float) -> Callable[..., Any]:
+    """``chunk(trained, orders, rates, count, x, y[, x_val, y_val])``: the first ``count`` of ``length``
+    epochs from ``trained``, each at its rate; returns the state after them and each epoch's (loss,
+    validation loss, prediction), as the eager loop computes them."""
     backend, layers, loss, optimizer = net.backend, net.layers, net.loss, net.optimizer
     xp, compiler = backend.xp, backend.compiler
     full = n_samples // size * size  # samples in whole batches; the rest make one short batch
     skip = _skipped(backend, n_samples, net.sizes[-1], recorded)
 
-    def chunk(trained: Trained, orders: Array | None, count: Array, rate: Array, x: Array, y: Array,
+    def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,
               *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
-        step = make_step(xp, layers, loss, optimizer, rate)
+        def epoch(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
+            step = make_step(xp, layers, loss, optimizer, rate, weight_decay=weight_decay)
 
-        def batch(carried: Trained, pair: tuple[Array, Array]) -> tuple[Trained, Array]:
-            carried, value, _ = step(carried, *pair)
-            return carried, value
+            def batch(carried: Trained, pair: tuple[Array, Array]) -> tuple[Trained, Array]:
+                carried, value, _ = step(carried, *pair)
+                return carried, value
 
-        def epoch(carried: Trained, order: Array | None) -> tuple[Trained, tuple[Array, Array, Array]]:
             xs, ys = (x, y) if order is None else (xp.take(x, order, axis=0), xp.take(y, order, axis=0))
             if full == n_samples and size == n_samples:  # one batch: the tutorials' case
                 carried, value, prediction = step(carried, xs, ys)
@@ -213,12 +225,12 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
                          else value)
             return carried, (value, val_value, prediction if recorded else value)
 
-        def maybe(carried: Trained, item: tuple[Array, Array | None]) -> tuple[Trained, tuple[Array, Array, Array]]:
-            index, order = item
-            return compiler.when(index < count, epoch, skip, carried, order)
+        def maybe(carried: Trained, item: tuple[Array, Array | None, Array]) -> tuple[Trained, tuple[Array, ...]]:
+            index, order, rate = item
+            return compiler.when(index < count, epoch, skip, carried, order, rate)
 
         indices = xp.arange(length, dtype=count.dtype)
-        return compiler.scan(maybe, trained, (indices, orders))
+        return compiler.scan(maybe, trained, (indices, orders, rates))
 
     return chunk
 
@@ -227,7 +239,7 @@ def _skipped(backend: Backend, n_samples: int, n_out: int, recorded: bool) -> Ca
     """The branch for an epoch past ``count``: the state unchanged, and NaN for what it would report."""
     xp, dtype = backend.xp, backend.dtype
 
-    def skip(carried: Trained, order: Array | None) -> tuple[Trained, tuple[Array, Array, Array]]:
+    def skip(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
         nothing = xp.full((), math.nan, dtype=dtype)
         return carried, (nothing, nothing, xp.full((n_samples, n_out), math.nan, dtype=dtype) if recorded else nothing)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -230,7 +230,9 @@ class Network:
 
     def fit(self, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
             optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
-            patience: int | None = None, verbose: int = 1, record_predictions: bool = False) -> History:
+            patience: int | None = None, verbose: int = 1, record_predictions: bool = False,
+            weight_decay: float = 0.0, learning_rate_schedule: str | Callable[[int], float] | None = None,
+            callbacks: Sequence[Callable[[int, History], Any]] = ()) -> History:
         """Train by gradient descent for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
 
         ``batch_size=None`` takes all samples per step (full batch), ``1`` is the tutorials'
@@ -240,21 +242,29 @@ class Network:
         ``(x_val, y_val)`` is scored after each epoch; ``patience`` stops when that score has not
         improved for so many epochs and restores the best weights. ``verbose=1`` shows a progress
         bar, ``0`` nothing. ``record_predictions`` keeps each epoch's prediction (one batch per epoch).
-        A non-finite loss stops the run with :class:`gdxp.TrainingDiverged`, the weights from before
-        that epoch restored; Ctrl-C leaves the weights of the last completed step.
+        ``weight_decay`` is scikit-learn's ``alpha``: an L2 penalty ``weight_decay / 2 * sum(W**2)``
+        per sample of a batch on the weights W (not the biases). ``learning_rate_schedule``: a function
+        ``epoch -> rate`` (from 1) or ``"step"``, ``"exponential"``, ``"cosine"`` (:mod:`gdxp.schedules`).
+        ``callbacks`` are called as ``callback(epoch, history)`` after each epoch; one returning True
+        stops the run (``history.stopped_early``). A non-finite loss stops the run with
+        :class:`gdxp.TrainingDiverged`, the last weights with a finite loss restored; Ctrl-C leaves the
+        weights of the last completed step. ``epochs=0`` checks everything and changes nothing.
         """
         options = training.FitOptions(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                                       shuffle=shuffle, patience=patience, verbose=verbose,
-                                      record_predictions=record_predictions)
+                                      record_predictions=record_predictions, weight_decay=weight_decay,
+                                      learning_rate_schedule=learning_rate_schedule, callbacks=callbacks)
         if patience is not None and validation_data is None:
             raise ValueError("patience stops on the validation loss: give validation_data too")
         chosen = self._optimizer_for(optimizer)
-        chosen.check_state(self.weight_shapes())  # before it is attached: a refused optimizer changes nothing
+        self._check_optimizer(chosen)  # before it is attached: a refused optimizer changes nothing
         with self.backend.activate():  # the data is checked and moved to the device once, here
             inputs, targets = self.as_batch(x, y)
             validation_batch = (None if validation_data is None
                                 else self.as_batch(*_pair(validation_data), names=("x_val", "y_val")))
             options.batch_size_for(inputs.shape[0])  # refused before anything changes
+            if options.epochs == 0:
+                return History()
             self.optimizer = chosen
             compiles = self.backend.compiler is not None and options.epochs > 0
             run = compiled.train_compiled if compiles else training.train
@@ -264,6 +274,7 @@ class Network:
         """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,
         on any backend. The file keeps the shuffling state too; ``include_optimizer`` also keeps the
         optimizer's settings and state, so that training resumed from the file equals an unbroken run."""
+        validation.check_flag(include_optimizer, "include_optimizer")
         arrays = serialization.model_arrays(self.sizes, [a.name for a in self.activations], self.loss.name, self.bias,
                                             self.backend.dtype_name, self.get_weights())
         if include_optimizer:
@@ -276,6 +287,16 @@ class Network:
     def trace(self, x: Any, y: Any) -> tracing.Trace:
         """Every intermediate of one forward and backward pass for one sample; see :mod:`gdxp.trace`."""
         return tracing.trace(self, x, y)
+
+    def _check_optimizer(self, optimizer: Optimizer) -> None:
+        """Refuse an optimizer whose state is not this network's: other shapes, dtype or device."""
+        optimizer.check_state(self.weight_shapes())
+        for slot in optimizer.state:
+            for arr in slot:
+                if not self.backend.holds(arr):
+                    raise ValueError(f"{type(optimizer).__name__} holds state of dtype {arr.dtype} on another "
+                                     f"library or device than this network's {self.backend!r}; use a new optimizer "
+                                     "or load it with the network")
 
     def _optimizer_for(self, optimizer: str | Optimizer) -> Optimizer:
         """A name continues this network's optimizer of that name (its state too), else starts a new one."""

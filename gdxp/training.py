@@ -13,9 +13,10 @@ last completed step; snapshots for early stopping and divergence are references,
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .history import History
 from .losses import Loss
 from .optimizers import Optimizer
 from .progress import Progress
+from .schedules import Schedule, named_schedule
 from .validation import check_positive_number, check_whole_number
 
 if TYPE_CHECKING:
@@ -55,10 +57,20 @@ class FitOptions:
     patience: int | None = None
     verbose: int = 1
     record_predictions: bool = False
+    weight_decay: float = 0.0
+    learning_rate_schedule: str | Schedule | None = None
+    callbacks: Sequence[Callable[[int, History], Any]] = ()
+    rates: tuple[float, ...] = field(init=False)  # each epoch's learning rate, from the schedule
 
     def __post_init__(self) -> None:
-        checked = {"epochs": check_whole_number(self.epochs, "epochs", minimum=0),
-                   "learning_rate": check_positive_number(self.learning_rate, "learning_rate")}
+        checked: dict[str, Any] = {"epochs": check_whole_number(self.epochs, "epochs", minimum=0),
+                                   "learning_rate": check_positive_number(self.learning_rate, "learning_rate")}
+        checked["weight_decay"] = _non_negative(self.weight_decay, "weight_decay")
+        if isinstance(self.callbacks, (str, bytes)) or not isinstance(self.callbacks, Sequence) or not all(
+                callable(c) for c in self.callbacks):
+            raise TypeError(f"callbacks must be a list of functions callback(epoch, history), got {self.callbacks!r}")
+        checked["callbacks"] = tuple(self.callbacks)
+        checked["rates"] = _rates(self.learning_rate_schedule, checked["learning_rate"], checked["epochs"])
         if self.batch_size is not None:
             checked["batch_size"] = check_whole_number(self.batch_size, "batch_size", minimum=1)
         if self.patience is not None:
@@ -78,6 +90,29 @@ class FitOptions:
             raise ValueError(f"record_predictions keeps each epoch's one forward pass, so it needs one batch per "
                              f"epoch; batch_size={self.batch_size} splits {n_samples} samples")
         return size
+
+
+def _non_negative(value: Any, name: str) -> float:
+    """``value`` as a finite float >= 0 (0 switches the thing off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    number = float(value) if -1e308 < value < 1e308 else math.inf  # an int past float's range is no number
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def _rates(schedule: str | Schedule | None, rate: float, epochs: int) -> tuple[float, ...]:
+    """Each epoch's learning rate: ``rate`` throughout, or the schedule's, all checked before any is used."""
+    if schedule is None:
+        return (rate,) * epochs
+    if isinstance(schedule, str):
+        schedule = named_schedule(schedule, rate, epochs)
+    elif not callable(schedule):
+        raise TypeError(f"learning_rate_schedule must be a name like 'cosine' or a function of the epoch, "
+                        f"got {type(schedule).__name__}")
+    return tuple(check_positive_number(schedule(epoch), f"the learning rate of epoch {epoch}")
+                 for epoch in range(1, epochs + 1))
 
 
 class TrainingDiverged(ArithmeticError):
@@ -101,7 +136,7 @@ Settle = Callable[[Trained, Array], tuple[Trained, Array]]
 
 
 def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optimizer: Optimizer,
-              learning_rate: float | Array, settle: Settle | None = None) -> Step:
+              learning_rate: float | Array, settle: Settle | None = None, weight_decay: float = 0.0) -> Step:
     """One training step as a plain function of arrays:
     ``step((weights, optimizer_state, steps), x, y) -> ((new_weights, new_state, steps + 1), loss, prediction)``.
 
@@ -109,12 +144,21 @@ def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optim
     Nothing in it reads or writes an object's changing attributes, so it can be traced as it is.
     ``settle`` (a lazy backend's :attr:`~gdxp.backend.Backend.settle`) turns the new state and the loss
     into numbers after each step, so that the next step's work does not hold every step before it.
+    ``weight_decay`` adds scikit-learn's L2 penalty, ``weight_decay / 2 * sum(W**2)`` over the batch's
+    samples, to the loss and its gradient, for the weights W only (not the biases).
     """
     gradients, update = backprop.gradients, optimizer.update
+    decayed = [layer.weight_index for layer in layers]
 
     def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained
         grads, value, prediction = gradients(xp, layers, loss, weights, x, y, want_loss=True)
+        if weight_decay:
+            per_sample = weight_decay / x.shape[0]
+            for index in decayed:
+                flat = xp.reshape(weights[index], (-1,))
+                grads[index] = grads[index] + per_sample * weights[index]
+                value = value + 0.5 * per_sample * xp.vecdot(flat, flat)
         steps += 1
         new_weights, new_state = update(xp, weights, grads, state, learning_rate, steps)
         if settle is not None:
@@ -146,6 +190,9 @@ class Ledger:
             history.predictions.append(prediction)
         self.progress.update(train_loss, val_loss)
         self.improved = False
+        if any([callback(epoch, history) is True for callback in options.callbacks]):  # all see the epoch
+            history.stopped_early = True
+            return False
         if options.patience is None:
             return True
         if val_loss < self._best_loss:
@@ -162,7 +209,7 @@ class Ledger:
         (recorded). Without patience or predictions the whole run goes in at once."""
         finite = np.isfinite(train_losses) & (True if val_losses is None else np.isfinite(val_losses))
         count = len(train_losses) if finite.all() else int(np.argmin(finite))
-        if self.options.patience is None and predictions is None and count:
+        if self.options.patience is None and predictions is None and not self.options.callbacks and count:
             self.history.loss.extend(train_losses[:count].tolist())
             if val_losses is not None:
                 self.history.val_loss.extend(val_losses[:count].tolist())
@@ -197,7 +244,12 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
     see :meth:`Network.fit` (and :mod:`gdxp.compiled` for backends that compile runs of epochs)."""
     backend, layers, loss = net.backend, net.layers, net.loss
     xp = backend.xp
-    step = make_step(xp, layers, loss, net.optimizer, options.learning_rate, backend.settle)
+    scheduled = options.learning_rate_schedule is not None
+
+    def step_at(rate: float) -> Step:
+        return make_step(xp, layers, loss, net.optimizer, rate, backend.settle, options.weight_decay)
+
+    step = step_at(options.learning_rate)
     n_samples = inputs.shape[0]
     size = options.batch_size_for(n_samples)
     one_batch = size >= n_samples  # then the order of samples cannot change the step
@@ -210,6 +262,8 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
         try:
             for epoch in range(1, options.epochs + 1):
                 previous, current = current, trained
+                if scheduled:
+                    step = step_at(options.rates[epoch - 1])
                 if one_batch:  # the tutorials' case, where the epoch loop's own cost shows
                     trained, value, prediction = step(trained, inputs, targets)
                 else:  # the mean loss over the samples, each batch's taken before its update

@@ -113,6 +113,10 @@ class Backend:
                 arr = self.xp.astype(arr, dtype)
             return self.xp.asarray(arr, copy=True) if copy and arr is obj else arr
 
+    def holds(self, arr: Any) -> bool:
+        """Whether ``arr`` is already this backend's: its library, its device and its dtype."""
+        return self._is_native(arr) and arr.dtype == self.dtype and self._is_here(arr)
+
     def zeros(self, shape: Sequence[int]) -> Array:
         """An array of zeros made on this device, with our dtype."""
         with self.activate():
