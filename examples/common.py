@@ -52,6 +52,8 @@ def contenders(statuses: dict[str, gdxp.BackendStatus]) -> list[Contender]:
     array_api_strict's simulated ``device1`` is a CPU too, so only its ``CPU_DEVICE`` is kept."""
     result = []
     for status in statuses.values():
+        if status.name == "dask":  # a cluster's step is scheduled, not timed per step: examples/dask_cluster.py
+            continue
         kinds_seen = set()
         for label in status.devices if status.usable else ():
             device = label.split(" ")[0]  # "cuda:0 (NVIDIA H100 80GB HBM3)" -> "cuda:0"

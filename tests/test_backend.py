@@ -122,7 +122,7 @@ def test_zeros_and_synchronize(backend):
 
 def test_available_backends_report_every_known_backend():
     statuses = gdxp.available_backends()
-    assert list(statuses) == ["numpy", "cupy", "torch", "jax", "array_api_strict"]
+    assert list(statuses) == ["numpy", "cupy", "torch", "jax", "array_api_strict", "dask"]
     assert statuses["numpy"].usable and statuses["numpy"].devices == ("cpu",)
     assert statuses["numpy"].default_dtype == "float64"
     assert statuses["cupy"].install == "pip install 'gdxp[cuda12]' (or 'gdxp[cuda13]' for CUDA 13)"
