@@ -26,7 +26,7 @@ def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True,
     Data from the host is checked for NaN and infinity there, before it moves, which costs no wait;
     an array already on a device is scanned only with ``check_values``, which waits for the device.
     """
-    arr, host = _received(backend, x)
+    arr, host = _received(backend, x, name)
     if arr.ndim == 1:
         arr, single = backend.xp.reshape(arr, (1, arr.shape[0])), True
     elif arr.ndim == 2:
@@ -52,7 +52,7 @@ def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: 
     ``names`` are what the errors call the inputs and the targets.
     """
     x_name, name = names
-    arr, host = _received(backend, y)
+    arr, host = _received(backend, y, name)
     expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
     if arr.ndim == 1 and not single and n_out > 1 and arr.shape[0] == n_samples:
         raise ValueError(f"{name} must have shape {expected}, got shape {tuple(arr.shape)}; if these are class labels, "
@@ -86,10 +86,14 @@ def _check_range(backend: Backend, arr: Array, host: np.ndarray | None, name: st
         raise ValueError(f"{name} {problem}")
 
 
-def _received(backend: Backend, data: Any) -> tuple[Array, np.ndarray | None]:
-    """``data`` on the backend's device, and its host copy in the backend's dtype when it came from the host."""
-    host = host_array(data, backend.dtype_name)
-    return backend.asarray(data if host is None else host), host
+def _received(backend: Backend, data: Any, name: str) -> tuple[Array, np.ndarray | None]:
+    """``data`` on the backend's device, and its host copy in the backend's dtype when it came from the host;
+    errors (not numbers, ragged, masked) say which argument ``name`` it was."""
+    try:
+        host = host_array(data, backend.dtype_name)
+        return backend.asarray(data if host is None else host), host
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name}: {err}") from None
 
 
 def _check_values(backend: Backend, arr: Array, host: np.ndarray | None, original: Any, name: str,
