@@ -106,6 +106,7 @@ def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
     or anything else that is not a regular file is refused. Temporary files that earlier saves of the
     same file left behind when they were killed are removed first. Errors name ``path`` as given.
     """
+    _check_path(path)
     target = _target(path)
     _remove_stale_temporaries(target)
     try:
@@ -117,7 +118,14 @@ def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
 
 def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of the file at ``path``, refusing pickled objects and anything that is not a plain array."""
+    _check_path(path)
     return _read_plain_arrays(Path(path))
+
+
+def _check_path(path: Any) -> None:
+    """Refuse a ``path`` that names no file (None, a number, bytes) by its name, before the os module does without."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file name (a str or os.PathLike), got {type(path).__name__}")
 
 
 def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
