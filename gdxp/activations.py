@@ -105,12 +105,14 @@ ACTIVATIONS: dict[str, Activation] = {
 _ALIASES = {"linear": "identity"}
 
 
-def get_activation(name: str | Activation, *, hidden: bool) -> Activation:
-    """The activation called ``name`` (``"linear"`` is ``"identity"``); ``hidden`` rejects output-only ones."""
+def get_activation(name: str | Activation, *, hidden: bool, argument: str = "activation") -> Activation:
+    """The activation called ``name`` (``"linear"`` is ``"identity"``); ``hidden`` rejects output-only ones.
+    ``argument`` is what the errors call it (``output_activation`` for the output layer's)."""
     if isinstance(name, Activation):
         activation = name
     else:
-        activation = lookup(ACTIVATIONS, name, "activation", "an activation is a name like 'sigmoid'", _ALIASES)
+        activation = lookup(ACTIVATIONS, name, "activation", "an activation is a name like 'sigmoid'", _ALIASES,
+                            argument=argument)
     if hidden and activation.output_only:
         raise ValueError(f"activation {activation.name!r} can only be used on the output layer")
     return activation

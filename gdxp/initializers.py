@@ -51,4 +51,5 @@ INITIALIZERS: dict[str, Initializer] = {
 
 def get_initializer(name: str) -> Initializer:
     """The initializer called ``name``, or a clear error listing the choices."""
-    return lookup(INITIALIZERS, name, "initializer", "an initializer is a name like 'glorot_uniform'")
+    return lookup(INITIALIZERS, name, "initializer", "an initializer is a name like 'glorot_uniform'",
+                  argument="init")

@@ -101,7 +101,7 @@ class Network:
         if len(weights) != len(shapes):
             raise ValueError(f"expected {len(shapes)} weight arrays with shapes {shapes}, got {len(weights)}")
         with self.backend.activate():
-            arrays = [self.backend.asarray(w, copy=True) for w in weights]
+            arrays = [_weight_array(self.backend, w, index) for index, w in enumerate(weights)]
             for index, (arr, shape) in enumerate(zip(arrays, shapes)):
                 if tuple(arr.shape) != shape:
                     raise ValueError(f"weight array {index} must have shape {shape}, got {tuple(arr.shape)}")
@@ -328,6 +328,14 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None, 
     return net
 
 
+def _weight_array(backend: Backend, weight: Any, index: int) -> Array:
+    """A copy of one array given to :meth:`Network.set_weights` on the device; errors say which one."""
+    try:
+        return backend.asarray(weight, copy=True)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"weight array {index}: {err}") from None
+
+
 def _pair(validation_data: Any) -> tuple[Any, Any]:
     if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
         raise TypeError(f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
@@ -341,7 +349,7 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
         raise ValueError(f"sizes must list at least the inputs and the outputs, like [3, 1], got {list(sizes)}")
     for size in sizes:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise ValueError(f"every layer size must be a whole number >= 1, got {list(sizes)}")
+            raise ValueError(f"sizes: every layer size must be a whole number >= 1, got {list(sizes)}")
     return tuple(int(s) for s in sizes)
 
 
@@ -351,8 +359,22 @@ def _check_memory(sizes: tuple[int, ...], bias: bool) -> None:
     count = sum(n_in * n_out + (n_out if bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
     needed, available = 8 * count, _total_memory()
     if needed > available:
-        raise ValueError(f"sizes {list(sizes)} make {count:,} weights, which need {needed / 1e9:,.1f} GB in "
-                         f"float64, more than this machine's {available / 1e9:,.1f} GB of memory")
+        gigabytes = f"{needed / 1e9:,.1f}" if needed < 10**300 else _amount(needed // 10**9)
+        raise ValueError(f"sizes {_short_list(sizes)} make {_amount(count)} weights, which need {gigabytes} GB "
+                         f"in float64, more than this machine's {available / 1e9:,.1f} GB of memory")
+
+
+def _amount(number: int) -> str:
+    """A whole number for a message: with thousands separators, or as ``1.2e400`` near and past float's
+    range (whose 400 digits would say nothing, and which ``/ 1e9`` cannot divide)."""
+    if number < 10**300:
+        return f"{number:,}"
+    digits = str(number)
+    return f"{digits[0]}.{digits[1]}e{len(digits) - 1}"
+
+
+def _short_list(sizes: Sequence[int]) -> str:
+    return "[" + ", ".join(str(s) if s < 10**300 else _amount(s) for s in sizes) + "]"
 
 
 def _total_memory() -> int:
@@ -388,4 +410,6 @@ def _layer_activations(activation: str | Activation | Sequence[str | Activation]
         output = output_activation
     else:
         raise TypeError(f"an activation is a name like 'sigmoid', got {type(activation).__name__}")
-    return (*(get_activation(a, hidden=True) for a in hidden), get_activation(output, hidden=False))
+    output_argument = "activation" if output_activation is None else "output_activation"
+    return (*(get_activation(a, hidden=True) for a in hidden),
+            get_activation(output, hidden=False, argument=output_argument))
