@@ -86,7 +86,7 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
             count = min(length, options.epochs - epoch + 1)
             drawn_from = None if rng is None else rng.bit_generator.state
             chunk = _Chunk(trained, epoch, _orders(backend, rng, n_samples, count, length),
-                           _rates(backend, options.rates[epoch - 1:epoch - 1 + count], length))
+                           _rates(backend, options.rates_from(epoch, count), length))
             trained, outputs = run(chunk, count)
             recorded = ledger.add_run(epoch, *_read(backend, outputs, count, validation is not None,
                                                     options.record_predictions))

@@ -39,5 +39,5 @@ SCHEDULES: dict[str, Callable[[float, int], Schedule]] = {"step": step, "exponen
 
 def named_schedule(name: str, rate: float, epochs: int) -> Schedule:
     """The schedule called ``name``, starting at ``rate`` over ``epochs`` epochs."""
-    return lookup(SCHEDULES, name, "learning-rate schedule", "a schedule is a name like 'cosine' or a callable")(
-        rate, epochs)
+    return lookup(SCHEDULES, name, "learning-rate schedule", "a schedule is a name like 'cosine' or a callable",
+                  argument="learning_rate_schedule")(rate, epochs)

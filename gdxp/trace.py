@@ -121,7 +121,7 @@ def trace(net: Network, x: Any, y: Any) -> Trace:
     with backend.activate():
         inputs, targets = net.as_batch(x, y)
         if inputs.shape[0] != 1:
-            raise ValueError(f"trace follows one sample, got {inputs.shape[0]}")
+            raise ValueError(f"trace follows one sample, got {inputs.shape[0]} in x")
         backprop.gradients(backend.xp, layers, net.loss, net.snapshot().weights, inputs, targets, record=record)
     return Trace(repr(net), tuple(steps))
 

@@ -33,6 +33,8 @@ from .validation import check_positive_number, check_whole_number
 if TYPE_CHECKING:
     from .network import Network
 
+MAX_EPOCHS = 2**40  # beyond any run a machine finishes; the bound keeps a huge int from overflowing later
+
 __all__ = ["FitOptions", "Ledger", "Snapshot", "TrainingDiverged", "all_finite", "make_step", "restorable", "train"]
 
 
@@ -60,10 +62,13 @@ class FitOptions:
     weight_decay: float = 0.0
     learning_rate_schedule: str | Schedule | None = None
     callbacks: Sequence[Callable[[int, History], Any]] = ()
-    rates: tuple[float, ...] = field(init=False)  # each epoch's learning rate, from the schedule
+    rates: tuple[float, ...] = field(init=False)  # each epoch's learning rate, from the schedule (if any)
 
     def __post_init__(self) -> None:
-        checked: dict[str, Any] = {"epochs": check_whole_number(self.epochs, "epochs", minimum=0),
+        epochs = check_whole_number(self.epochs, "epochs", minimum=0)
+        if epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be at most {MAX_EPOCHS:,}, got {_short(epochs)}")
+        checked: dict[str, Any] = {"epochs": epochs,
                                    "learning_rate": check_positive_number(self.learning_rate, "learning_rate")}
         checked["weight_decay"] = _non_negative(self.weight_decay, "weight_decay")
         if isinstance(self.callbacks, (str, bytes)) or not isinstance(self.callbacks, Sequence) or not all(
@@ -82,6 +87,12 @@ class FitOptions:
         for name, value in checked.items():  # plain int and float, whatever number type came in
             object.__setattr__(self, name, value)
 
+    def rates_from(self, epoch: int, count: int) -> list[float]:
+        """The learning rates of ``count`` epochs from ``epoch`` (counted from 1)."""
+        if not self.rates:
+            return [self.learning_rate] * count
+        return list(self.rates[epoch - 1:epoch - 1 + count])
+
     def batch_size_for(self, n_samples: int) -> int:
         """Samples per step for ``n_samples`` (all for ``batch_size=None``); refuses ``record_predictions``
         when that splits the data, as an epoch then has no one forward pass to record."""
@@ -90,6 +101,12 @@ class FitOptions:
             raise ValueError(f"record_predictions keeps each epoch's one forward pass, so it needs one batch per "
                              f"epoch; batch_size={self.batch_size} splits {n_samples} samples")
         return size
+
+
+def _short(number: int) -> str:
+    """A whole number for a message, its digits cut short when there are hundreds of them."""
+    text = str(number)
+    return text if len(text) <= 20 else f"{text[:6]}... ({len(text)} digits)"
 
 
 def _non_negative(value: Any, name: str) -> float:
@@ -103,15 +120,15 @@ def _non_negative(value: Any, name: str) -> float:
 
 
 def _rates(schedule: str | Schedule | None, rate: float, epochs: int) -> tuple[float, ...]:
-    """Each epoch's learning rate: ``rate`` throughout, or the schedule's, all checked before any is used."""
+    """Each epoch's learning rate from the schedule, all checked before any is used (none without one)."""
     if schedule is None:
-        return (rate,) * epochs
+        return ()  # the same rate every epoch: nothing to keep
     if isinstance(schedule, str):
         schedule = named_schedule(schedule, rate, epochs)
     elif not callable(schedule):
         raise TypeError(f"learning_rate_schedule must be a name like 'cosine' or a function of the epoch, "
                         f"got {type(schedule).__name__}")
-    return tuple(check_positive_number(schedule(epoch), f"the learning rate of epoch {epoch}")
+    return tuple(check_positive_number(schedule(epoch), f"learning_rate_schedule's rate for epoch {epoch}")
                  for epoch in range(1, epochs + 1))
 
 

@@ -61,7 +61,7 @@ def test_callbacks_see_each_epoch_and_can_stop_the_run(backend):
 
 @pytest.mark.parametrize(("settings", "error", "message"), [
     ({"learning_rate_schedule": lambda epoch: 0.1 if epoch < 5 else 0.0}, ValueError,
-     "the learning rate of epoch 5 must be a finite number above 0"),
+     "learning_rate_schedule's rate for epoch 5 must be a finite number above 0"),
     ({"learning_rate_schedule": "linear"}, ValueError, "unknown learning-rate schedule 'linear'; choose one of step"),
     ({"learning_rate_schedule": 3}, TypeError, "learning_rate_schedule must be a name like 'cosine'"),
     ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number >= 0, got -1.0"),
