@@ -160,7 +160,12 @@ def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) 
     flops = 6 * n_samples * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     seconds = steps * 1e-6 + flops / 2e10
     length = 2 ** max(0, int(math.log2(max(1.0, CHUNK_SECONDS / seconds))))
-    return min(length, 2 ** math.ceil(math.log2(max(1, epochs))))  # epochs past the run's end are skipped
+    if epochs >= length:
+        return length
+    # a shorter run in one call: its length rounded up to an eighth of its power of two, so that runs of
+    # about the same length share a program while the skipped epochs past the end stay few (they still cost)
+    grain = 2 ** max(0, int(math.log2(epochs)) - 3)
+    return min(length, -(-epochs // grain) * grain)
 
 
 def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
@@ -171,11 +176,11 @@ def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Arra
     key = (backend.name, backend.device_name, backend.dtype_name, net.sizes, tuple(a.name for a in net.activations),
            net.bias, net.loss.name, type(optimizer), tuple(optimizer.hyperparameters().items()), options.weight_decay,
            tuple(inputs.shape), tuple(targets.shape), None if validation is None else tuple(validation[0].shape),
-           size, length, shuffled, options.record_predictions)
+           size, length, shuffled, options.record_predictions, bool(options.rates))
     if key in _PROGRAMS:
         return _PROGRAMS[key], 0.0
     chunk = _chunk_function(net, inputs.shape[0], size, length, validation is not None, options.record_predictions,
-                            options.weight_decay)
+                            options.weight_decay, scheduled=bool(options.rates))
     snapshot = net.snapshot()
     xp = backend.xp
     state = [list(s) for s in snapshot.optimizer_state] or optimizer.initial_state(xp, snapshot.weights)
@@ -191,10 +196,10 @@ def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Arra
 
 
 def _chunk_function(net: Network, n_samples: int, size: int, length: int, validated: bool,
-                    recorded: bool, weight_decay: float) -> Callable[..., Any]:
+                    recorded: bool, weight_decay: float, *, scheduled: bool) -> Callable[..., Any]:
     """``chunk(trained, orders, rates, count, x, y[, x_val, y_val])``: the first ``count`` of ``length``
-    epochs from ``trained``, each at its rate; returns the state after them and each epoch's (loss,
-    validation loss, prediction), as the eager loop computes them."""
+    epochs from ``trained``, each at its rate (one for all, unless ``scheduled``); returns the state after
+    them and each epoch's (loss, validation loss, prediction), as the eager loop computes them."""
     backend, layers, loss, optimizer = net.backend, net.layers, net.loss, net.optimizer
     xp, compiler = backend.xp, backend.compiler
     full = n_samples // size * size  # samples in whole batches; the rest make one short batch
@@ -202,8 +207,10 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
 
     def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,
               *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
+        fixed = None if scheduled else make_step(xp, layers, loss, optimizer, rates[0], weight_decay=weight_decay)
+
         def epoch(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
-            step = make_step(xp, layers, loss, optimizer, rate, weight_decay=weight_decay)
+            step = fixed or make_step(xp, layers, loss, optimizer, rate, weight_decay=weight_decay)
 
             def batch(carried: Trained, pair: tuple[Array, Array]) -> tuple[Trained, Array]:
                 carried, value, _ = step(carried, *pair)

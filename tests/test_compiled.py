@@ -97,15 +97,15 @@ def test_recorded_predictions_and_one_sample_runs_match(short_chunks):
     _assert_same_runs(nets, histories)
 
 
-def test_a_new_learning_rate_or_more_epochs_reuse_the_program_and_new_shapes_compile(capfd):
+def test_a_new_learning_rate_or_schedule_reuses_the_program_and_new_shapes_compile(capfd):
     x, y = np.random.default_rng(5).normal(size=(7, 6)), np.random.default_rng(6).random((7, 1))
     with running_on("jax", "float32"):
         net = gdxp.Network([6, 3, 1], seed=0, backend="jax")
-        first = net.fit(x, y, epochs=9, learning_rate=0.1, verbose=1)
+        first = net.fit(x, y, epochs=36, learning_rate=0.1, verbose=1)
         assert first.compile_seconds > 0
-        assert "compiled 16 epochs per call in" in capfd.readouterr().err  # verbose=1 shows it
-        again = net.fit(x, y, epochs=12, learning_rate=0.05, verbose=0)  # same shapes, 16 epochs a call
-        assert again.compile_seconds == 0.0 and again.epochs == 12
+        assert "compiled 36 epochs per call in" in capfd.readouterr().err  # verbose=1 shows it
+        again = net.fit(x, y, epochs=33, learning_rate=0.05, learning_rate_schedule="cosine", verbose=0)
+        assert again.compile_seconds == 0.0 and again.epochs == 33  # 36 a call, the last 3 skipped
         other = net.fit(x[:5], y[:5], epochs=9, learning_rate=0.1, verbose=0)
         assert other.compile_seconds > 0
 
