@@ -32,7 +32,8 @@ class Network:
     (or lists one per hidden layer); ``output_activation=None`` uses the hidden one, as the tutorials
     do. Weights ``W`` have shape ``(n_in, n_out)``, so a layer computes ``activ_prev @ W + b``.
     ``backend=None`` reads ``GDXP_BACKEND``, else uses NumPy; ``seed`` fixes both the initial
-    weights (identical on every backend) and the shuffling of mini-batches.
+    weights (identical on every backend) and the shuffling of mini-batches. ``weights`` (in
+    :meth:`get_weights` order) start the network from those instead of drawing any.
 
     The engine's modules (:mod:`gdxp.training`, :mod:`gdxp.trace`) see a network only through
     :attr:`layers`, :attr:`shuffle_rng`, :meth:`as_batch`, :meth:`snapshot` and :meth:`restore`.
@@ -41,7 +42,8 @@ class Network:
     def __init__(self, sizes: Sequence[int], *, activation: str | Sequence[str] = "sigmoid",
                  output_activation: str | Activation | None = None, loss: str | Loss = "squared_error",
                  bias: bool = True, init: str = "glorot_uniform", seed: int | None = None,
-                 backend: str | Backend | None = None, device: Any = None, dtype: Any = None) -> None:
+                 backend: str | Backend | None = None, device: Any = None, dtype: Any = None,
+                 weights: Sequence[Any] | None = None) -> None:
         self.sizes = _check_sizes(sizes)
         self.activations = _layer_activations(activation, output_activation, len(self.sizes) - 2)
         self.loss = get_loss(loss)
@@ -59,13 +61,16 @@ class Network:
         init_rng, self._shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         self.optimizer: Optimizer | None = None  # the one the last fit used; fit continues it
         self._plain_descent = SGD()
+        self._layers = backprop.layers_for(self.activations, bias)
+        if weights is not None:  # given (a loaded file's, say): nothing is drawn
+            self.set_weights(weights)
+            return
         with self.backend.activate():
             self._weights: list[Array] = []
             for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
                 self._weights.append(initializer(self.backend, init_rng, n_in, n_out))
                 if bias:
                     self._weights.append(self.backend.zeros((n_out,)))
-        self._layers = backprop.layers_for(self.activations, bias)
 
     def __repr__(self) -> str:
         names = [a.name for a in self.activations]
@@ -316,8 +321,7 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None, 
     if dtype is not None:
         settings["dtype"] = dtype
     try:  # what the constructor refuses in the file's values (a size, an activation's name, the dtype)
-        net = Network(**settings, backend=backend, device=device)
-        net.set_weights(weights)
+        net = Network(**settings, backend=backend, device=device, weights=weights)
     except (ValueError, OverflowError, MemoryError) as err:
         raise ValueError(f"{path}: {err}") from None
     with net.backend.activate():

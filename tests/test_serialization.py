@@ -837,3 +837,26 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     path.chmod(0o640)
     _trained().save(path)  # replacing a file keeps its permissions
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_load_draws_no_random_weights(tmp_path, monkeypatch):
+    # issue 12, item 8: loading initialised a random network first, then replaced its weights
+    saved = gdxp.Network([3, 4, 2], seed=1)
+    saved.save(tmp_path / "net.npz")
+
+    def never(*args):
+        raise AssertionError("a random draw while loading")
+
+    monkeypatch.setattr(gdxp.backend.base.Backend, "uniform", never)
+    monkeypatch.setattr(gdxp.backend.base.Backend, "normal", never)
+    for a, b in zip(gdxp.load(tmp_path / "net.npz").get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_network_can_start_from_given_weights():
+    reference = gdxp.Network([3, 2], seed=4)
+    given = gdxp.Network([3, 2], weights=reference.get_weights())
+    for a, b in zip(given.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"weight array 0 must have shape \(3, 2\)"):
+        gdxp.Network([3, 2], weights=[np.ones((2, 2)), np.ones(2)])
