@@ -18,7 +18,7 @@ from .backend import Backend, get_backend
 from .history import History
 from .initializers import get_initializer
 from .losses import Loss, get_loss
-from .metrics import accuracy
+from .metrics import score
 from .optimizers import SGD, Optimizer, get_optimizer
 from .training import Snapshot
 
@@ -133,6 +133,17 @@ class Network:
                                         for slot in self.optimizer.state]
         return twin
 
+    def summary(self) -> str:
+        """The layers, their shapes and activations, and the parameter count, one line a layer."""
+        lines = [f"{repr(self)}", f"{'layer':<7}{'shape':<14}{'activation':<13}{'parameters':>10}"]
+        total = 0
+        for number, (layer, n_in, n_out) in enumerate(zip(self._layers, self.sizes[:-1], self.sizes[1:]), 1):
+            count = n_in * n_out + (n_out if self.bias else 0)
+            total += count
+            lines.append(f"{number:<7}{f'{n_in} -> {n_out}':<14}{layer.activation.name:<13}{count:>10,}")
+        lines.append(f"{'total':<34}{total:>10,}")
+        return "\n".join(lines)
+
     # -- the seam the engine's modules use ---------------------------------------------------------
 
     @property
@@ -192,17 +203,16 @@ class Network:
         return self.evaluate(x, y)["loss"]
 
     def evaluate(self, x: Any, y: Any) -> dict[str, float]:
-        """``{"loss": ...}`` on ``(x, y)``, plus ``"accuracy"`` for softmax (arg-max class) and sigmoid
-        (0.5 threshold) outputs. Both are read from the device together."""
+        """``{"loss": ..., "accuracy": ...}`` on ``(x, y)`` for softmax (arg-max class) and sigmoid (0.5
+        threshold) outputs, ``{"loss": ..., "r2": ...}`` (scikit-learn's R², averaged over the outputs)
+        for the others. Both are read from the device together."""
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y)
             xp = self.backend.xp
             loss, prediction = backprop.loss_and_prediction(xp, self._layers, self.loss, self._weights, inputs, targets)
-            correct = accuracy(xp, self.activations[-1].name, prediction, targets)
-            if correct is None:
-                return {"loss": self.backend.to_float(loss)}
-            both = self.backend.to_numpy(xp.stack([xp.asarray(loss), correct]))
-            return {"loss": float(both[0]), "accuracy": float(both[1])}
+            name, value = score(xp, self.activations[-1].name, prediction, targets)
+            both = self.backend.to_numpy(xp.stack([xp.asarray(loss), xp.astype(value, loss.dtype)]))
+            return {"loss": float(both[0]), name: float(both[1])}
 
     def gradients(self, x: Any, y: Any) -> list[Array]:
         """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device

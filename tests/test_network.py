@@ -162,3 +162,25 @@ def test_saturated_cross_entropy_still_trains(backend):
         for g in net.gradients(x, y):
             assert np.all(np.isfinite(host(backend, g)))
         assert np.isfinite(net.loss_value(x, y))
+
+
+def test_evaluate_reports_scikit_learns_r2_for_regression_outputs(backend):
+    from sklearn.metrics import r2_score
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.stack([x[:, 0] * 2, np.full(20, 0.5)], axis=1)  # the second output's target is constant
+    net = gdxp.Network([3, 5, 2], activation="tanh", output_activation="identity", seed=0, backend=backend)
+    scores = net.evaluate(x, y)
+    assert set(scores) == {"loss", "r2"}
+    expected = r2_score(y, host(backend, net.predict(x)).astype(np.float64))
+    np.testing.assert_allclose(scores["r2"], expected, **tolerance(backend))
+
+
+def test_summary_lists_layers_shapes_activations_and_parameters():
+    text = gdxp.Network([3, 5, 2], activation="relu", output_activation="softmax", loss="cross_entropy").summary()
+    lines = text.splitlines()
+    assert lines[0].startswith("Network([3, 5, 2]")
+    assert lines[2].split() == ["1", "3", "->", "5", "relu", "20"]
+    assert lines[3].split() == ["2", "5", "->", "2", "softmax", "12"]
+    assert lines[4].split() == ["total", "32"]
+    assert gdxp.Network([3, 5, 2], bias=False).summary().splitlines()[-1].split() == ["total", "25"]

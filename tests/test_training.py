@@ -264,7 +264,7 @@ def test_evaluate_reports_loss_and_accuracy(backend):
     scores = sigmoid.evaluate([[1.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [1.0, 0.0]])
     assert scores["accuracy"] == 0.5  # label by label: 2 of 4 right
     regression = gdxp.Network([2, 1], activation="identity", backend=backend)
-    assert set(regression.evaluate([[1.0, 2.0]], [3.0])) == {"loss"}
+    assert set(regression.evaluate([[1.0, 2.0], [0.0, 1.0]], [3.0, 1.0])) == {"loss", "r2"}  # issue 13
 
 
 def test_history_plot_draws_the_tutorials_figures(tmp_path):
