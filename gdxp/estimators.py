@@ -470,4 +470,4 @@ def _hidden_sizes(sizes: Any) -> list[int]:
 
 def _warn_not_converged(max_iter: int) -> None:
     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and the optimization hasn't "
-                  "converged yet.", ConvergenceWarning, stacklevel=4)
+                  "converged yet.", ConvergenceWarning, stacklevel=5)  # at the caller of fit
