@@ -75,6 +75,8 @@ def test_digits_reaches_95_percent_on_held_out_images(tmp_path):
     accuracy = float(re.search(r"test accuracy (\d\.\d+)", out).group(1))
     assert accuracy >= 0.95
     assert (tmp_path / "digits.png").exists()
+    estimator = re.search(r"estimator: (\d+) epochs, test accuracy (\d\.\d+)", out)
+    assert int(estimator.group(1)) <= 60 and float(estimator.group(2)) >= 0.95
 
 
 def table(section: str) -> dict[str, list[str]]:
