@@ -20,7 +20,7 @@ from ._typing import Array, Namespace
 from .registry import lookup
 from .validation import check_positive_number
 
-__all__ = ["OPTIMIZERS", "Adam", "Momentum", "Optimizer", "SGD", "get_optimizer"]
+__all__ = ["OPTIMIZERS", "Adam", "AdamW", "Momentum", "Optimizer", "SGD", "get_optimizer"]
 
 
 class Optimizer:
@@ -155,7 +155,33 @@ class Adam(Optimizer):
         return new_weights, [first, second]
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019): after Adam's step every weight also
+    shrinks by ``learning_rate * weight_decay * W``, apart from the moments, where an L2 penalty in the
+    loss would be rescaled by Adam's ``1 / sqrt(v_hat)``. Biases decay too, as in PyTorch's AdamW."""
+
+    name = "adamw"
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+        super().__init__(beta1, beta2, epsilon)
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real):
+            raise TypeError(f"weight_decay must be a number, got {weight_decay!r}")
+        if not (-1e308 < weight_decay < 1e308 and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+
+    def hyperparameters(self) -> dict[str, float | bool]:
+        return {**super().hyperparameters(), "weight_decay": self.weight_decay}
+
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
+               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
+        stepped, new_state = super().update(xp, weights, grads, state, learning_rate, step)
+        shrink = learning_rate * self.weight_decay
+        return [n - shrink * w for n, w in zip(stepped, weights)], new_state
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "adamw": AdamW}
 
 
 def get_optimizer(optimizer: str | Optimizer) -> Optimizer:

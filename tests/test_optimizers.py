@@ -6,7 +6,7 @@ import pytest
 from helpers import assert_same_weights, fit_tolerance, host, make_problem, tolerance
 
 import gdxp
-from gdxp.optimizers import SGD, Adam, Momentum, get_optimizer
+from gdxp.optimizers import SGD, Adam, AdamW, Momentum, get_optimizer
 
 # -- NumPy float64 references, written from the docstrings' formulas ---------------------------------
 
@@ -45,6 +45,14 @@ def _adam_rule(lr, b1, b2, eps):
     return rule
 
 
+def _adamw_rule(lr, b1, b2, eps, decay):
+    adam = _adam_rule(lr, b1, b2, eps)
+
+    def rule(weights, grads, step):  # Adam's step, then every weight shrinks by lr * decay * W (the old W)
+        return [n - lr * decay * w for n, w in zip(adam(weights, grads, step), weights, strict=True)]
+    return rule
+
+
 CASES = [
     pytest.param("sgd", 0.5, lambda: _sgd_rule(0.5), id="sgd"),
     pytest.param(Momentum(), 0.2, lambda: _momentum_rule(0.2, 0.9, False), id="momentum-default"),
@@ -52,6 +60,7 @@ CASES = [
     pytest.param("adam", 0.05, lambda: _adam_rule(0.05, 0.9, 0.999, 1e-8), id="adam-default"),
     pytest.param(Adam(beta1=0.8, beta2=0.95, epsilon=1e-3), 0.05, lambda: _adam_rule(0.05, 0.8, 0.95, 1e-3),
                  id="adam-custom"),
+    pytest.param(AdamW(weight_decay=0.3), 0.05, lambda: _adamw_rule(0.05, 0.9, 0.999, 1e-8, 0.3), id="adamw"),
 ]
 
 
@@ -295,3 +304,18 @@ def test_adam_and_momentum_beat_plain_descent_on_xor():
         assert history.loss[-1] < history.loss[0]
     assert final["adam"] < 0.1 * final["sgd"], final
     assert final["momentum"] < 0.8 * final["sgd"], final
+
+
+def test_adamw_saves_and_resumes_exactly_and_refuses_a_bad_decay(tmp_path):
+    x, y = make_problem()
+    net, unbroken = gdxp.Network([3, 4, 2], seed=5), gdxp.Network([3, 4, 2], seed=5)
+    net.fit(x, y, epochs=3, learning_rate=0.05, optimizer=AdamW(weight_decay=0.2), batch_size=4, verbose=0)
+    net.save(tmp_path / "net.npz", include_optimizer=True)
+    resumed = gdxp.load(tmp_path / "net.npz")
+    assert isinstance(resumed.optimizer, AdamW) and resumed.optimizer.weight_decay == 0.2
+    resumed.fit(x, y, epochs=2, learning_rate=0.05, optimizer="adamw", batch_size=4, verbose=0)
+    unbroken.fit(x, y, epochs=5, learning_rate=0.05, optimizer=AdamW(weight_decay=0.2), batch_size=4, verbose=0)
+    assert_same_weights(resumed, unbroken)
+    for bad, error in ((-0.1, ValueError), (float("inf"), ValueError), (10**400, ValueError), ("0.1", TypeError)):
+        with pytest.raises(error, match="weight_decay must be a"):
+            AdamW(weight_decay=bad)
