@@ -166,7 +166,7 @@ class Network:
                                               name=names[0])
         targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
                                         check_values=check_values, target_problem=self.loss.target_problem,
-                                        names=names)
+                                        names=names, labels=self.activations[-1].name == "softmax")
         return inputs, targets
 
     def snapshot(self) -> Snapshot:

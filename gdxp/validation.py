@@ -43,20 +43,22 @@ def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True,
 
 def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: bool,
                check_values: bool = True, target_problem: Callable[[np.ndarray], str | None] | None = None,
-               names: tuple[str, str] = ("x", "y")) -> Array:
+               names: tuple[str, str] = ("x", "y"), labels: bool = False) -> Array:
     """``y`` as an ``(n_samples, n_out)`` array on the backend's device.
 
     One sample (``single``) takes ``(n_out,)`` or, with one output, a scalar; a batch takes
     ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``. Values are checked as in :func:`as_inputs`,
     and against the loss's range by ``target_problem`` (see :class:`gdxp.losses.Loss`) in the same places.
-    ``names`` are what the errors call the inputs and the targets.
+    ``names`` are what the errors call the inputs and the targets. With ``labels`` (a softmax output),
+    integer class labels of shape ``(n_samples,)`` from the host are taken as their one-hot rows.
     """
     x_name, name = names
-    arr, host = _received(backend, y, name)
+    one_hot = _one_hot(y, n_samples, n_out, name) if labels and not single and n_out > 1 else None
+    arr, host = _received(backend, y if one_hot is None else one_hot, name)
     expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
     if arr.ndim == 1 and not single and n_out > 1 and arr.shape[0] == n_samples:
         raise ValueError(f"{name} must have shape {expected}, got shape {tuple(arr.shape)}; if these are class labels, "
-                         f"give one-hot rows: np.eye({n_out})[labels]")
+                         f"give them as whole numbers from the host, or one-hot rows: np.eye({n_out})[labels]")
     if arr.ndim == 0 and single and n_out == 1:
         arr = backend.xp.reshape(arr, (1, 1))
     elif arr.ndim == 1 and (single or n_out == 1):
@@ -84,6 +86,21 @@ def _check_range(backend: Backend, arr: Array, host: np.ndarray | None, name: st
     problem = target_problem(np.reshape(values, tuple(arr.shape)))
     if problem is not None:
         raise ValueError(f"{name} {problem}")
+
+
+def _one_hot(y: Any, n_samples: int, n_out: int, name: str) -> np.ndarray | None:
+    """Whole-number class labels of shape ``(n_samples,)`` from the host as one-hot rows (checked to lie in
+    ``0 .. n_out - 1``), else None: other data goes on to the usual checks."""
+    if host_array(y, "float64") is None:  # a library's array, maybe on a device: not read here
+        return None
+    given = np.asarray(y)
+    if given.ndim != 1 or given.shape[0] != n_samples or given.dtype.kind not in "iu":
+        return None
+    wrong = given[(given < 0) | (given >= n_out)]
+    if wrong.size:
+        raise ValueError(f"{name} holds class labels, which must be whole numbers in 0..{n_out - 1} (one per "
+                         f"output), got {int(wrong[0])}")
+    return np.eye(n_out)[given]
 
 
 def _received(backend: Backend, data: Any, name: str) -> tuple[Array, np.ndarray | None]:

@@ -99,10 +99,18 @@ def test_device_targets_are_range_checked_only_when_asked(backend):
         net.step(np.ones((2, 2)), y, learning_rate=0.1, check_finite=True)
 
 
-def test_class_labels_for_a_softmax_output_get_the_one_hot_hint():
-    net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0)
-    with pytest.raises(ValueError, match=r"class labels, give one-hot rows: np\.eye\(3\)\[labels\]"):
-        net.fit(np.ones((4, 2)), np.array([0, 2, 1, 1]), epochs=1, learning_rate=0.1, verbose=0)
+def test_class_labels_for_a_softmax_output_are_their_one_hot_rows_and_other_shapes_get_the_hint(backend):
+    # issue 13: whole-number labels of shape (n,) from the host train as np.eye(k)[labels] would
+    x, labels = np.random.default_rng(0).normal(size=(6, 2)), np.array([0, 2, 1, 1, 0, 2])
+    net = gdxp.Network([2, 3], activation="softmax", loss="cross_entropy", seed=0, backend=backend)
+    twin = net.copy()
+    history = net.fit(x, labels, epochs=3, learning_rate=0.1, verbose=0)
+    expected = twin.fit(x, np.eye(3)[labels], epochs=3, learning_rate=0.1, verbose=0)
+    assert history.loss == expected.loss and net.evaluate(x, labels) == twin.evaluate(x, np.eye(3)[labels])
+    with pytest.raises(ValueError, match=r"y holds class labels, which must be whole numbers in 0\.\.2 .*got 3"):
+        net.fit(x, np.array([0, 2, 1, 3, 0, 2]), epochs=1, learning_rate=0.1, verbose=0)
+    with pytest.raises(ValueError, match=r"class labels, give them as whole numbers .* np\.eye\(3\)\[labels\]"):
+        net.fit(x, labels.astype(float), epochs=1, learning_rate=0.1, verbose=0)
 
 
 # -- item 7: the wrong exception types -------------------------------------------------------------------------
