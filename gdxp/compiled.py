@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import backprop
 from ._typing import Array
 from .backend import Backend, host_array
 from .history import History
-from .training import FitOptions, Ledger, Snapshot, Trained, all_finite, make_step, restorable
+from .training import FitOptions, Ledger, Snapshot, Trained, all_finite, make_step, restorable, validation_scores
 
 if TYPE_CHECKING:
     from .network import Network
@@ -203,7 +202,8 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
     backend, layers, loss, optimizer = net.backend, net.layers, net.loss, net.optimizer
     xp, compiler = backend.xp, backend.compiler
     full = n_samples // size * size  # samples in whole batches; the rest make one short batch
-    skip = _skipped(backend, n_samples, net.sizes[-1], recorded)
+    scores = 2 if net.activations[-1].name in ("softmax", "sigmoid") else 1  # validation loss (and accuracy)
+    skip = _skipped(backend, n_samples, net.sizes[-1], recorded, scores if validated else 0)
 
     def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,
               *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
@@ -228,8 +228,7 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
                     carried, value, _ = step(carried, xs[full:, ...], ys[full:, ...])
                     total = total + value * (n_samples - full)
                 value, prediction = total / n_samples, None
-            val_value = (backprop.loss_and_prediction(xp, layers, loss, carried[0], *validation)[0] if validated
-                         else value)
+            val_value = validation_scores(xp, net, carried[0], validation) if validated else value
             return carried, (value, val_value, prediction if recorded else value)
 
         def maybe(carried: Trained, item: tuple[Array, Array | None, Array]) -> tuple[Trained, tuple[Array, ...]]:
@@ -242,12 +241,15 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
     return chunk
 
 
-def _skipped(backend: Backend, n_samples: int, n_out: int, recorded: bool) -> Callable[..., Any]:
-    """The branch for an epoch past ``count``: the state unchanged, and NaN for what it would report."""
+def _skipped(backend: Backend, n_samples: int, n_out: int, recorded: bool, scores: int) -> Callable[..., Any]:
+    """The branch for an epoch past ``count``: the state unchanged, and NaN for what it would report
+    (``scores`` validation numbers, none without validation data)."""
     xp, dtype = backend.xp, backend.dtype
 
     def skip(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
         nothing = xp.full((), math.nan, dtype=dtype)
-        return carried, (nothing, nothing, xp.full((n_samples, n_out), math.nan, dtype=dtype) if recorded else nothing)
+        validated = xp.full((scores,), math.nan, dtype=dtype) if scores else nothing
+        return carried, (nothing, validated,
+                         xp.full((n_samples, n_out), math.nan, dtype=dtype) if recorded else nothing)
 
     return skip

@@ -18,7 +18,8 @@ class History:
     """Per-epoch records of :meth:`Network.fit`.
 
     ``loss``: the mean training loss of each epoch, over the batches as they were met (before their
-    updates). ``val_loss``: the loss on ``validation_data`` after each epoch (empty without it).
+    updates). ``val_loss``: the loss on ``validation_data`` after each epoch (empty without it), and
+    ``val_accuracy`` its accuracy, for softmax and sigmoid outputs.
     ``predictions``: with ``record_predictions=True``, each epoch's prediction for the training data,
     from the forward pass of that epoch's step (the tutorials printed these). ``best_epoch``: with
     ``patience``, the epoch (counted from 1) whose weights the network kept. ``stopped_early``: whether
@@ -28,6 +29,7 @@ class History:
 
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
     predictions: list[np.ndarray] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False

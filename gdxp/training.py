@@ -25,6 +25,7 @@ from ._typing import Array, Namespace
 from .backend import Backend
 from .history import History
 from .losses import Loss
+from .metrics import accuracy
 from .optimizers import Optimizer
 from .progress import Progress
 from .schedules import Schedule, named_schedule
@@ -196,13 +197,18 @@ class Ledger:
         self.improved = False  # whether the last epoch's validation loss was the best so far
         self._best_loss, self._waited = math.inf, 0
 
-    def add(self, epoch: int, train_loss: float, val_loss: float | None, prediction: np.ndarray | None) -> bool:
-        """Record an epoch whose losses are finite (:meth:`is_finite`); False when the run must stop after
-        it, as patience ran out. ``improved`` then says whether this epoch's weights are the best so far."""
+    def add(self, epoch: int, train_loss: float, val_scores: Sequence[float] | None,
+            prediction: np.ndarray | None) -> bool:
+        """Record an epoch whose losses are finite (:meth:`is_finite`); ``val_scores`` are the validation
+        loss and, for class outputs, accuracy (:func:`validation_scores`). False when the run must stop
+        after it, as patience ran out; ``improved`` then says whether this epoch's weights are the best."""
         history, options = self.history, self.options
         history.loss.append(train_loss)
-        if val_loss is not None:
+        val_loss = None if val_scores is None else float(val_scores[0])
+        if val_scores is not None:
             history.val_loss.append(val_loss)
+            if len(val_scores) > 1:
+                history.val_accuracy.append(float(val_scores[1]))
         if prediction is not None:
             history.predictions.append(prediction)
         self.progress.update(train_loss, val_loss)
@@ -219,23 +225,26 @@ class Ledger:
         history.stopped_early = self._waited >= options.patience
         return not history.stopped_early
 
-    def add_run(self, first_epoch: int, train_losses: np.ndarray, val_losses: np.ndarray | None,
+    def add_run(self, first_epoch: int, train_losses: np.ndarray, val_scores: np.ndarray | None,
                 predictions: np.ndarray | None) -> int:
         """Record a run of epochs read at once; returns how many were recorded: all of them, or fewer
         where one was not finite (not recorded: see :meth:`is_finite`) or patience stopped the run
         (recorded). Without patience or predictions the whole run goes in at once."""
+        val_losses = None if val_scores is None else val_scores[:, 0]
         finite = np.isfinite(train_losses) & (True if val_losses is None else np.isfinite(val_losses))
         count = len(train_losses) if finite.all() else int(np.argmin(finite))
         if self.options.patience is None and predictions is None and not self.options.callbacks and count:
             self.history.loss.extend(train_losses[:count].tolist())
-            if val_losses is not None:
+            if val_scores is not None:
                 self.history.val_loss.extend(val_losses[:count].tolist())
+                if val_scores.shape[1] > 1:
+                    self.history.val_accuracy.extend(val_scores[:count, 1].tolist())
             self.progress.update_many(count, float(train_losses[count - 1]),
                                       None if val_losses is None else float(val_losses[count - 1]))
             return count
         for index in range(count):
             going_on = self.add(first_epoch + index, float(train_losses[index]),
-                                None if val_losses is None else float(val_losses[index]),
+                                None if val_scores is None else val_scores[index],
                                 None if predictions is None else predictions[index])
             if not going_on:
                 return index + 1
@@ -291,21 +300,21 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
                         total = weighted if total is None else total + weighted
                     value = total / n_samples
                 if validation is None and not options.record_predictions:  # the common case: one number
-                    train_loss, val_loss, recorded = backend.to_float(value), None, None
+                    train_loss, val_scores, recorded = backend.to_float(value), None, None
                 else:
                     reported = [value]
                     if validation is not None:
-                        reported.append(backprop.loss_and_prediction(xp, layers, loss, trained[0], *validation)[0])
+                        reported.append(validation_scores(xp, net, trained[0], validation))
                     if options.record_predictions:
                         reported.append(prediction)
                     values = _read(backend, reported)
                     train_loss = float(values[0][0])
-                    val_loss = float(values[1][0]) if validation is not None else None
+                    val_scores = values[1] if validation is not None else None
                     recorded = values[-1].reshape(tuple(prediction.shape)) if options.record_predictions else None
-                if not Ledger.is_finite(train_loss, val_loss):
+                if not Ledger.is_finite(train_loss, None if val_scores is None else float(val_scores[0])):
                     trained = restorable(backend, net, inputs, targets, current, previous)
                     ledger.diverged(epoch)
-                going_on = ledger.add(epoch, train_loss, val_loss, recorded)
+                going_on = ledger.add(epoch, train_loss, val_scores, recorded)
                 if ledger.improved:
                     best_weights = trained[0]
                 if not going_on:
@@ -319,6 +328,13 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
             ledger.close()
             net.restore(Snapshot(*trained))
     return ledger.history
+
+
+def validation_scores(xp: Namespace, net: Network, weights: Sequence[Array], validation: tuple[Array, Array]) -> Array:
+    """The validation loss and, for class outputs, accuracy, as one 1-D array: one read from the device."""
+    value, prediction = backprop.loss_and_prediction(xp, net.layers, net.loss, weights, *validation)
+    correct = accuracy(xp, net.activations[-1].name, prediction, validation[1])
+    return xp.reshape(value, (1,)) if correct is None else xp.stack([value, xp.astype(correct, value.dtype)])
 
 
 def _batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, targets: Array,

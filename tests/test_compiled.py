@@ -46,6 +46,7 @@ def _assert_same_runs(nets, histories):
     eager, fused = histories
     np.testing.assert_allclose(fused.loss, eager.loss, **exact)
     np.testing.assert_allclose(fused.val_loss, eager.val_loss, **exact)
+    assert fused.val_accuracy == eager.val_accuracy
     assert (fused.best_epoch, fused.stopped_early) == (eager.best_epoch, eager.stopped_early)
     for a, b in zip(nets[1].get_weights(), nets[0].get_weights(), strict=True):
         np.testing.assert_allclose(a, b, **exact)

@@ -282,3 +282,17 @@ def test_history_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"History.plot needs matplotlib: pip install 'gdxp\[plot\]'"):
         gdxp.History(loss=[1.0]).plot()
+
+
+def test_history_keeps_the_validation_accuracy_of_class_outputs(backend):
+    # issue 13: each epoch's accuracy on validation_data, read with its loss
+    x, labels = np.random.default_rng(3).normal(size=(12, 2)), np.random.default_rng(4).integers(0, 3, 12)
+    net = gdxp.Network([2, 4, 3], activation="tanh", output_activation="softmax", loss="cross_entropy", seed=1,
+                       backend=backend)
+    history = net.fit(x, labels, epochs=4, learning_rate=0.5, batch_size=5, verbose=0,
+                      validation_data=(x[:6], labels[:6]))
+    assert len(history.val_accuracy) == 4
+    assert history.val_accuracy[-1] == net.evaluate(x[:6], labels[:6])["accuracy"]
+    regression = gdxp.Network([2, 1], activation="identity", backend=backend)
+    assert regression.fit(x, x[:, :1], epochs=2, learning_rate=0.1, verbose=0,
+                          validation_data=(x, x[:, :1])).val_accuracy == []
