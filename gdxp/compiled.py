@@ -53,7 +53,12 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
     size = options.batch_size_for(n_samples)
     rng = net.shuffle_rng if options.shuffle and size < n_samples else None
     length = _chunk_length(net.sizes, n_samples, size, options.epochs)
-    program, seconds = _program(net, inputs, targets, validation, options, size, length, shuffled=rng is not None)
+    snapshot = net.snapshot()
+    state = [list(slot) for slot in snapshot.optimizer_state] or net.optimizer.initial_state(backend.xp,
+                                                                                                 snapshot.weights)
+    trained: Trained = (list(snapshot.weights), state, backend.asarray(snapshot.steps, dtype=backend.index_dtype))
+    program, seconds = _program(net, trained, inputs, targets, validation, options, size, length,
+                                shuffled=rng is not None)
     data = (inputs, targets, *(validation or ()))
 
     def run(chunk: _Chunk, count: int) -> tuple[Trained, tuple[Array, Array, Array]]:
@@ -64,10 +69,6 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
     if seconds:
         ledger.progress.note(f"compiled {length} epochs per call in {seconds:.2f} s")
     ledger.history.compile_seconds = seconds
-    snapshot = net.snapshot()
-    state = [list(slot) for slot in snapshot.optimizer_state] or net.optimizer.initial_state(backend.xp,
-                                                                                                 snapshot.weights)
-    trained: Trained = (list(snapshot.weights), state, backend.asarray(snapshot.steps, dtype=backend.index_dtype))
     previous: _Chunk | None = None  # the chunk before the one running, for the state before its first epoch
     best: tuple[_Chunk, int] | None = None  # the chunk of the best epoch so far, and how far into it
     chunk, count = None, 0
@@ -167,10 +168,10 @@ def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) 
     return min(length, -(-epochs // grain) * grain)
 
 
-def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
+def _program(net: Network, start: Trained, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
              options: FitOptions, size: int, length: int, *, shuffled: bool) -> tuple[Callable[..., Any], float]:
-    """The compiled chunk for this network, data shapes and settings, and the seconds compiling took
-    (0 when an earlier fit compiled it)."""
+    """The compiled chunk for this network, data shapes and settings (``start``, the state it begins from,
+    stands for the states it will be given), and the seconds compiling took (0 when an earlier fit did)."""
     backend, optimizer = net.backend, net.optimizer
     key = (backend.name, backend.device_name, backend.dtype_name, net.sizes, tuple(a.name for a in net.activations),
            net.bias, net.loss.name, type(optimizer), tuple(optimizer.hyperparameters().items()), options.weight_decay,
@@ -180,10 +181,7 @@ def _program(net: Network, inputs: Array, targets: Array, validation: tuple[Arra
         return _PROGRAMS[key], 0.0
     chunk = _chunk_function(net, inputs.shape[0], size, length, validation is not None, options.record_predictions,
                             options.weight_decay, scheduled=bool(options.rates))
-    snapshot = net.snapshot()
-    xp = backend.xp
-    state = [list(s) for s in snapshot.optimizer_state] or optimizer.initial_state(xp, snapshot.weights)
-    example = ((list(snapshot.weights), state, backend.asarray(0, dtype=backend.index_dtype)),
+    example = (start,
                _orders(backend, np.random.default_rng(0), inputs.shape[0], 0, length) if shuffled else None,
                backend.zeros((length,)), backend.asarray(0, dtype=backend.index_dtype),
                inputs, targets, *(validation or ()))
