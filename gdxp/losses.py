@@ -17,7 +17,7 @@ import numpy as np
 from ._typing import Array, Namespace
 from .registry import lookup
 
-__all__ = ["LOSSES", "FusedOutput", "Loss", "get_loss"]
+__all__ = ["LOSSES", "FusedOutput", "Loss", "TargetRange", "get_loss"]
 
 LossFunction = Callable[[Namespace, Array, Array], Array]
 
@@ -32,14 +32,23 @@ class FusedOutput:
 
 
 @dataclass(frozen=True)
+class TargetRange:
+    """The targets a loss is defined on, checked where the targets live: ``rows_outside(xp, targets)`` flags
+    the rows outside the range in array code (on any device, chunk by chunk on Dask), and
+    ``describe(row, values)`` says what is wrong with one such row, the only one read to the host."""
+
+    rows_outside: Callable[[Namespace, Array], Array]
+    describe: Callable[[int, np.ndarray], str]
+
+
+@dataclass(frozen=True)
 class Loss:
     """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction.
 
     ``value_and_gradient`` computes the two together; a loss whose two share work (``p - t``) gives
     its own, otherwise it is the two calls one after the other. ``outputs`` names the output
     activations whose values the loss is defined on (empty: any), the first being the fused one to
-    suggest; ``target_problem(host_targets)`` says what is wrong with targets outside the loss's range
-    (None when they are fine), read on the host.
+    suggest; ``target_range`` says which targets it is defined on (None: any).
     """
 
     name: str
@@ -48,7 +57,7 @@ class Loss:
     fused: Mapping[str, FusedOutput] = field(default_factory=dict)
     value_and_gradient: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
     outputs: tuple[str, ...] = ()
-    target_problem: Callable[[np.ndarray], str | None] | None = None
+    target_range: TargetRange | None = None
 
     def __post_init__(self) -> None:
         if self.value_and_gradient is None:
@@ -148,32 +157,33 @@ def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array)
     return (prediction * total - target) * (1.0 / _samples(prediction))
 
 
-def _first(mask: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.argwhere(mask)[0])
+def _probabilities_outside(xp: Namespace, target: Array) -> Array:
+    return xp.any((target < 0.0) | (target > 1.0), axis=-1)
 
 
-def probabilities_problem(target: np.ndarray) -> str | None:
-    """Binary cross-entropy's targets: each in [0, 1]."""
-    outside = ~((target >= 0.0) & (target <= 1.0))
-    if not np.any(outside):
-        return None
-    bad = _first(outside)
-    return f"must hold probabilities in [0, 1] for binary_cross_entropy, got {float(target[bad]):g} at index {bad}"
+def _describe_probabilities(row: int, values: np.ndarray) -> str:
+    column = int(np.argmax((values < 0.0) | (values > 1.0)))
+    return (f"must hold probabilities in [0, 1] for binary_cross_entropy, got {float(values[column]):g} "
+            f"at index ({row}, {column})")
 
 
-def distributions_problem(target: np.ndarray) -> str | None:
-    """Cross-entropy's targets: rows of probabilities (one-hot or soft), each >= 0 and summing to 1."""
-    if np.any(target < 0.0):
-        bad = _first(target < 0.0)
-        return (f"must hold rows of probabilities for cross_entropy, got {float(target[bad]):g} at index {bad}")
-    totals = np.sum(target, axis=-1, dtype=np.float64)
-    tolerance = max(1e-4, 8 * target.shape[-1] * float(np.finfo(target.dtype).eps))
-    off = np.abs(totals - 1.0) > tolerance
-    if not np.any(off):
-        return None
-    row = int(np.argwhere(off)[0][0])
+def _distributions_outside(xp: Namespace, target: Array) -> Array:
+    # a sum of n numbers rounds by up to about n ulps: soft targets made in float32 pass
+    tolerance = max(1e-4, 8 * target.shape[-1] * float(xp.finfo(target.dtype).eps))
+    return xp.any(target < 0.0, axis=-1) | (xp.abs(xp.sum(target, axis=-1) - 1.0) > tolerance)
+
+
+def _describe_distribution(row: int, values: np.ndarray) -> str:
+    if np.any(values < 0.0):
+        column = int(np.argmax(values < 0.0))
+        return (f"must hold rows of probabilities for cross_entropy, got {float(values[column]):g} "
+                f"at index ({row}, {column})")
     return (f"must hold rows of probabilities summing to 1 for cross_entropy (one-hot rows for classes), "
-            f"got row {row} summing to {float(totals[row]):g}")
+            f"got row {row} summing to {float(np.sum(values, dtype=np.float64)):g}")
+
+
+PROBABILITIES = TargetRange(_probabilities_outside, _describe_probabilities)  # binary cross-entropy: each in [0, 1]
+DISTRIBUTIONS = TargetRange(_distributions_outside, _describe_distribution)  # cross-entropy: rows >= 0 summing to 1
 
 
 LOSSES: dict[str, Loss] = {
@@ -183,11 +193,11 @@ LOSSES: dict[str, Loss] = {
     "binary_cross_entropy": Loss(
         "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
         {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)},
-        outputs=("sigmoid", "softmax"), target_problem=probabilities_problem),
+        outputs=("sigmoid", "softmax"), target_range=PROBABILITIES),
     "cross_entropy": Loss(
         "cross_entropy", cross_entropy, cross_entropy_gradient,
         {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)},
-        outputs=("softmax", "sigmoid"), target_problem=distributions_problem),
+        outputs=("softmax", "sigmoid"), target_range=DISTRIBUTIONS),
 }
 
 

@@ -165,9 +165,9 @@ class Network:
         inputs, single = validation.as_inputs(self.backend, x, self.sizes[0], check_values=check_values,
                                               name=names[0])
         targets = validation.as_targets(self.backend, y, inputs.shape[0], self.sizes[-1], single=single,
-                                        check_values=check_values, target_problem=self.loss.target_problem,
+                                        check_values=check_values, target_range=self.loss.target_range,
                                         names=names, labels=self.activations[-1].name == "softmax")
-        return inputs, targets
+        return self.backend.paired(inputs, targets)
 
     def snapshot(self) -> Snapshot:
         """The weights, and the optimizer's state and step count, as they are now: references, not copies."""
@@ -247,7 +247,7 @@ class Network:
             optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
             patience: int | None = None, verbose: int = 1, record_predictions: bool = False,
             weight_decay: float = 0.0, learning_rate_schedule: str | Callable[[int], float] | None = None,
-            callbacks: Sequence[Callable[[int, History], Any]] = ()) -> History:
+            callbacks: Sequence[Callable[[int, History], Any]] = (), client: Any = None) -> History:
         """Train by gradient descent for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
 
         ``batch_size=None`` takes all samples per step (full batch), ``1`` is the tutorials'
@@ -264,6 +264,8 @@ class Network:
         stops the run (``history.stopped_early``). A non-finite loss stops the run with
         :class:`gdxp.TrainingDiverged`, the last weights with a finite loss restored; Ctrl-C leaves the
         weights of the last completed step. ``epochs=0`` checks everything and changes nothing.
+        ``client`` (the dask backend): the ``dask.distributed`` Client whose cluster trains; None uses the
+        active client, if any, else Dask's local threads.
         """
         options = training.FitOptions(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                                       shuffle=shuffle, patience=patience, verbose=verbose,
@@ -273,7 +275,8 @@ class Network:
             raise ValueError("patience stops on the validation loss: give validation_data too")
         chosen = self._optimizer_for(optimizer)
         self._check_optimizer(chosen)  # before it is attached: a refused optimizer changes nothing
-        with self.backend.activate():  # the data is checked and moved to the device once, here
+        # the data is checked and moved to the device (or the client's cluster) once, here
+        with self.backend.using(client), self.backend.activate():
             inputs, targets = self.as_batch(x, y)
             validation_batch = (None if validation_data is None
                                 else self.as_batch(*_pair(validation_data), names=("x_val", "y_val")))

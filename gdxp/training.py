@@ -342,8 +342,7 @@ def _batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, t
     """The data in batches of ``size`` samples, reshuffled first with ``rng`` unless it is None."""
     n_samples = inputs.shape[0]
     if rng is not None:
-        order = backend.permutation(rng, n_samples)
-        inputs, targets = backend.xp.take(inputs, order, axis=0), backend.xp.take(targets, order, axis=0)
+        inputs, targets = backend.shuffled(rng, inputs, targets)
     for start in range(0, n_samples, size):
         stop = min(start + size, n_samples)
         yield inputs[start:stop, ...], targets[start:stop, ...]

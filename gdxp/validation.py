@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ._typing import Array
 from .backend import Backend, host_array
+from .losses import TargetRange
 
 __all__ = ["as_inputs", "as_targets", "check_finite", "check_flag", "check_positive_number", "check_whole_number"]
 
@@ -42,13 +42,13 @@ def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True,
 
 
 def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: bool,
-               check_values: bool = True, target_problem: Callable[[np.ndarray], str | None] | None = None,
+               check_values: bool = True, target_range: TargetRange | None = None,
                names: tuple[str, str] = ("x", "y"), labels: bool = False) -> Array:
     """``y`` as an ``(n_samples, n_out)`` array on the backend's device.
 
     One sample (``single``) takes ``(n_out,)`` or, with one output, a scalar; a batch takes
     ``(n_samples, n_out)`` or, with one output, ``(n_samples,)``. Values are checked as in :func:`as_inputs`,
-    and against the loss's range by ``target_problem`` (see :class:`gdxp.losses.Loss`) in the same places.
+    and against the loss's ``target_range`` (see :class:`gdxp.losses.Loss`) in the same places.
     ``names`` are what the errors call the inputs and the targets. With ``labels`` (a softmax output),
     integer class labels of shape ``(n_samples,)`` from the host are taken as their one-hot rows.
     """
@@ -72,20 +72,24 @@ def as_targets(backend: Backend, y: Any, n_samples: int, n_out: int, *, single: 
     if arr.shape[1] != n_out:
         raise ValueError(f"{name} must have {n_out} columns (one per output), got {arr.shape[1]}")
     _check_values(backend, arr, host, y, name, check_values)
-    if target_problem is not None:
-        _check_range(backend, arr, host, name, check_values, target_problem)
+    if target_range is not None:
+        _check_range(backend, arr, host, name, check_values, target_range)
     return arr
 
 
 def _check_range(backend: Backend, arr: Array, host: np.ndarray | None, name: str, scan_device: bool,
-                 target_problem: Callable[[np.ndarray], str | None]) -> None:
-    """Targets outside the loss's range: read on the host copy, or from the device only with ``scan_device``."""
+                 target_range: TargetRange) -> None:
+    """Targets outside the loss's range: flagged on the host copy, or where they live only with ``scan_device``
+    (then one flag is read back; on a refusal, one row too)."""
     if host is None and not scan_device:
         return
-    values = host if host is not None else backend.to_numpy(arr)
-    problem = target_problem(np.reshape(values, tuple(arr.shape)))
-    if problem is not None:
-        raise ValueError(f"{name} {problem}")
+    xp, values = (np, np.reshape(host, tuple(arr.shape))) if host is not None else (backend.xp, arr)
+    read = np.asarray if host is not None else backend.to_numpy
+    outside = target_range.rows_outside(xp, values)
+    if not bool(read(xp.any(outside))):
+        return
+    row = int(read(xp.argmax(xp.astype(outside, xp.int8))))
+    raise ValueError(f"{name} {target_range.describe(row, read(values[row, ...]))}")
 
 
 def _one_hot(y: Any, n_samples: int, n_out: int, name: str) -> np.ndarray | None:
@@ -125,21 +129,24 @@ def _check_values(backend: Backend, arr: Array, host: np.ndarray | None, origina
     given = float(np.asarray(original, dtype=np.float64)[bad])
     if math.isfinite(given):
         raise ValueError(f"{name} holds {given:g} at index {bad}, which overflows {backend.dtype_name}")
-    _raise_not_finite(name, host)
+    not_finite = ~np.isfinite(host)
+    _raise_not_finite(name, int(np.count_nonzero(not_finite)), np.unravel_index(np.argmax(not_finite), host.shape))
 
 
 def check_finite(backend: Backend, arr: Array, name: str) -> None:
-    """Raise ValueError if ``arr`` holds NaN or infinity, naming the first bad entry."""
+    """Raise ValueError if ``arr`` holds NaN or infinity, naming the first bad entry; reads a flag from the
+    device, and on a refusal two numbers (how many, and where), never the array."""
     xp = backend.xp
     if bool(backend.to_numpy(xp.all(xp.isfinite(arr)))):
         return
-    _raise_not_finite(name, backend.to_numpy(arr))
+    bad = xp.astype(~xp.isfinite(arr), backend.index_dtype)
+    count, first = (int(v) for v in backend.to_numpy(xp.stack([xp.sum(bad), xp.argmax(bad)])))
+    _raise_not_finite(name, count, np.unravel_index(first, tuple(arr.shape)))
 
 
-def _raise_not_finite(name: str, values: np.ndarray) -> None:
-    bad = np.argwhere(~np.isfinite(values))
-    raise ValueError(f"{name} must hold finite numbers, got {len(bad)} NaN or infinite value(s), "
-                     f"the first at index {tuple(int(i) for i in bad[0])}")
+def _raise_not_finite(name: str, count: int, first: tuple[Any, ...]) -> None:
+    raise ValueError(f"{name} must hold finite numbers, got {count} NaN or infinite value(s), "
+                     f"the first at index {tuple(int(i) for i in first)}")
 
 
 def check_whole_number(value: Any, name: str, *, minimum: int) -> int:

@@ -104,8 +104,11 @@ def test_seeded_draws_are_identical_on_every_backend(backend):
     for draw in (lambda b, rng: b.uniform(rng, (3, 4), -1.0, 1.0), lambda b, rng: b.normal(rng, (3, 4), 0.5)):
         mine = host(backend, draw(backend, np.random.default_rng(7)))
         np.testing.assert_array_equal(mine, draw(reference, np.random.default_rng(7)))
-    order = host(backend, backend.permutation(np.random.default_rng(7), 6))
-    np.testing.assert_array_equal(order, np.random.default_rng(7).permutation(6))
+    rows = np.arange(12.0).reshape(6, 2)
+    inputs, targets = backend.shuffled(np.random.default_rng(7), backend.asarray(rows), backend.asarray(-rows[:, :1]))
+    order = np.random.default_rng(7).permutation(6)
+    np.testing.assert_array_equal(host(backend, inputs), rows[order])
+    np.testing.assert_array_equal(host(backend, targets), -rows[order, :1])
 
 
 def test_uniform_matches_numpy_random_rand_layout():

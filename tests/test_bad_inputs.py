@@ -52,7 +52,7 @@ def _good_arguments(call: str, net: gdxp.Network, files) -> dict:
         "step": {**data, "learning_rate": 0.1, "return_loss": False, "check_finite": False},
         "fit": {**data, "epochs": 1, "learning_rate": 0.1, "batch_size": 4, "optimizer": "adam", "shuffle": True,
                 "validation_data": None, "patience": None, "verbose": 0, "record_predictions": False,
-                "weight_decay": 0.0, "learning_rate_schedule": None, "callbacks": ()},
+                "weight_decay": 0.0, "learning_rate_schedule": None, "callbacks": (), "client": None},
         "set_weights": {"weights": net.get_weights()},
         "copy": {"backend": None, "device": None, "dtype": None},
         "save": {"path": files / "out.npz", "include_optimizer": True},
@@ -254,6 +254,7 @@ rows("fit", "learning_rate_schedule", {"negative-rate": lambda epoch: -1.0, "nan
 rows("fit", "learning_rate_schedule", {"str-rate": lambda epoch: "0.1"}, TypeError)
 rows("fit", "callbacks", {"None": None, "str": "abc", "int": 1, "function": print, "list-of-int": [1],
                           "list-of-None": [None], "set": {print}}, TypeError)
+rows("fit", "client", {"address": "tcp://127.0.0.1:8786", "object": object()}, ValueError)  # numpy has no cluster
 
 # set_weights
 

@@ -17,6 +17,7 @@ import pytest
 from helpers import no_numpy_warnings
 
 import gdxp
+from gdxp.backend.dask import chunkwise_order
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -97,6 +98,75 @@ def test_unshuffled_mini_batches_equal_numpy():
     np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
 
 
+def test_chunkwise_order_permutes_chunks_then_rows_within_each():
+    pieces = chunkwise_order(np.random.default_rng(0), (5, 5, 3))
+    assert sorted(chunk for chunk, _ in pieces) == [0, 1, 2]
+    assert all(sorted(rows) == list(range((5, 5, 3)[chunk])) for chunk, rows in pieces)
+    expected = np.random.default_rng(0)
+    assert [chunk for chunk, _ in pieces] == list(expected.permutation(3))
+    # one chunk: the rows in the order every other backend draws
+    (chunk, rows), = chunkwise_order(np.random.default_rng(0), (7,))
+    assert chunk == 0 and list(rows) == list(np.random.default_rng(0).permutation(7))
+
+
+def taking_chunkwise_order(chunk_rows):
+    """A NumPy backend's ``shuffled`` that takes the dask backend's order for chunks of ``chunk_rows``."""
+    starts = np.cumsum((0, *chunk_rows))
+
+    def shuffled(rng, inputs, targets):
+        order = np.concatenate([starts[chunk] + rows for chunk, rows in chunkwise_order(rng, chunk_rows)])
+        return inputs[order], targets[order]
+
+    return shuffled
+
+
+def test_shuffled_mini_batches_equal_numpy_taking_the_same_order(monkeypatch):
+    x, y = problem()
+    reference = gdxp.Network(SIZES, seed=1)
+    monkeypatch.setattr(reference.backend, "shuffled", taking_chunkwise_order((CHUNK_ROWS,) * N_CHUNKS))
+    fit = {"epochs": 2, "learning_rate": 0.5, "verbose": 0, "batch_size": 30, "optimizer": "momentum"}
+    expected = reference.fit(x, y, **fit)
+    lazy = gdxp.Network(SIZES, seed=1, backend="dask")
+    got = lazy.fit(*chunked(x, y), **fit)
+    assert_close_weights(reference, lazy)
+    np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
+    assert lazy.shuffle_rng.bit_generator.state == reference.shuffle_rng.bit_generator.state
+
+
+def test_a_shuffled_mini_batch_step_reads_at_most_two_chunks():
+    x, y = problem()
+    read = []
+
+    def logged(block, block_info=None):
+        read.append(block_info[0]["chunk-location"][0])
+        return block
+
+    inputs, targets = chunked(x, y)
+    net = gdxp.Network(SIZES, seed=1, backend="dask")
+    settle, per_step = net.backend.settle, []
+
+    def counting(trained, loss):
+        result = settle(trained, loss)
+        per_step.append(len(set(read)))
+        read.clear()
+        return result
+
+    net.backend.settle = counting
+    net.fit(inputs.map_blocks(logged, dtype=inputs.dtype), targets, epochs=2, batch_size=30, learning_rate=0.5,
+            verbose=0)
+    assert len(per_step) == 2 * -(-N_CHUNKS * CHUNK_ROWS // 30)
+    # the first step's count holds fit's scan of the data for NaN, which reads every chunk once, where it is
+    assert per_step[0] == N_CHUNKS and max(per_step[1:]) == 2
+
+
+def test_targets_are_laid_out_in_the_inputs_chunks():
+    x, y = problem()
+    net = gdxp.Network(SIZES, seed=1, backend="dask")
+    inputs, targets = net.as_batch(*chunked(x), da.from_array(y, chunks=(120, 2)))
+    assert targets.chunks[0] == inputs.chunks[0] == (CHUNK_ROWS,) * N_CHUNKS
+    np.testing.assert_array_equal(np.asarray(targets), y)
+
+
 @pytest.mark.slow
 def test_each_step_is_one_graph_of_the_same_size():
     x, y = problem()
@@ -142,6 +212,17 @@ def test_overflow_is_quiet_in_the_scheduler_threads():
     assert 0 < result["loss"] < 1
 
 
+def test_a_client_that_is_not_one_is_refused_before_anything_changes():
+    x, y = problem()
+    net = gdxp.Network(SIZES, seed=1, backend="dask")
+    before = net.get_weights()
+    with pytest.raises(TypeError, match="client must be a dask.distributed Client, got str"):
+        net.fit(*chunked(x, y), epochs=1, learning_rate=0.5, verbose=0, client="tcp://127.0.0.1:8786")
+    for old, new in zip(before, net.get_weights(), strict=True):
+        np.testing.assert_array_equal(new, old)
+    assert net.optimizer is None
+
+
 # -- a cluster of two worker processes ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -150,7 +231,7 @@ def client():
     with deadline(120):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=50)
-        client = distributed.Client(cluster)
+        client = distributed.Client(cluster, set_as_default=False)  # each test says where it runs
     try:
         yield client
     finally:
@@ -163,20 +244,40 @@ def client():
 def test_on_a_cluster_numpy_data_is_scattered_once_and_equals_numpy(client):
     x, y = problem()
     net = gdxp.Network(SIZES, seed=1, backend="dask")
-    arr = net.backend.chunked(x, rows=CHUNK_ROWS)
-    pytest.importorskip("distributed").wait(arr)
+    with client.as_current():
+        arr = net.backend.chunked(x, rows=CHUNK_ROWS)
+        pytest.importorskip("distributed").wait(arr)
     assert len(client.who_has(arr)) == N_CHUNKS and all(client.who_has(arr).values())  # held by the workers
-    with deadline(120):
+    with deadline(120), client.as_current():
         reference, lazy, expected, got = fit_both(x, y, epochs=30, optimizer="adam")
     assert_close_weights(reference, lazy)
+
+
+@pytest.mark.slow
+def test_fit_runs_on_the_client_given_else_on_local_threads(client):
+    distributed = pytest.importorskip("distributed")
+    x, y = problem()
+    fit = {"epochs": 2, "learning_rate": 0.5, "verbose": 0}
+    with deadline(120):
+        with distributed.get_task_stream(client) as on_cluster:
+            gdxp.Network(SIZES, seed=1, backend="dask").fit(*chunked(x, y), **fit, client=client)
+        with distributed.get_task_stream(client) as elsewhere:
+            gdxp.Network(SIZES, seed=1, backend="dask").fit(*chunked(x, y), **fit)
+        closed = distributed.Client(client.cluster, set_as_default=False)
+        closed.close()
+    assert on_cluster.data and not elsewhere.data
+    with pytest.raises(ValueError, match="client must be connected to a cluster, got one whose status is 'closed'"):
+        gdxp.Network(SIZES, seed=1, backend="dask").fit(*chunked(x, y), **fit, client=closed)
 
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_fit_costs_only_recomputation(client):
     x, y = problem()
     fit = {"epochs": 12, "learning_rate": 0.5, "verbose": 0, "optimizer": "adam"}
+    fit["client"] = client
     backend = gdxp.get_backend("dask")
-    data = (backend.chunked(x, rows=CHUNK_ROWS), backend.chunked(y, rows=CHUNK_ROWS))  # persisted on the workers
+    with client.as_current():  # persisted on the workers
+        data = (backend.chunked(x, rows=CHUNK_ROWS), backend.chunked(y, rows=CHUNK_ROWS))
     with deadline(180):
         undisturbed = gdxp.Network(SIZES, seed=1, backend="dask")
         undisturbed.fit(*data, **fit)
@@ -216,7 +317,7 @@ def test_data_on_disk_trains_with_the_client_holding_under_two_chunks(client, tm
         net = gdxp.Network([n_in, 3, 1], seed=1, backend="dask")
         tracemalloc.start()
         try:
-            history = net.fit(x_disk, y_disk, epochs=3, learning_rate=0.5, verbose=0)
+            history = net.fit(x_disk, y_disk, epochs=3, learning_rate=0.5, verbose=0, client=client)
             prediction = net.predict(x_disk)
             _, peak = tracemalloc.get_traced_memory()
         finally:

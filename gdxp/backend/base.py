@@ -151,9 +151,25 @@ class Backend:
         """Normal draws with mean 0 and standard deviation ``std``, then moved here."""
         return self.asarray(std * rng.standard_normal(tuple(shape)))
 
-    def permutation(self, rng: np.random.Generator, n: int) -> Array:
-        """A random ordering of ``range(n)`` as an index array on this device."""
-        return self.asarray(rng.permutation(n), dtype=self.index_dtype)
+    def shuffled(self, rng: np.random.Generator, inputs: Array, targets: Array) -> tuple[Array, Array]:
+        """An epoch's samples in a new order drawn from ``rng``: ``rng.permutation(n_samples)`` of the rows
+        of both (a library whose data is spread out may draw its own order, documented there)."""
+        order = self.asarray(rng.permutation(inputs.shape[0]), dtype=self.index_dtype)
+        return self.xp.take(inputs, order, axis=0), self.xp.take(targets, order, axis=0)
+
+    # -- where the data lives --------------------------------------------------------------------
+
+    def paired(self, inputs: Array, targets: Array) -> tuple[Array, Array]:
+        """Inputs and targets of the same samples laid out alike, row for row (Dask: in the same chunks)."""
+        return inputs, targets
+
+    def using(self, client: Any) -> contextlib.AbstractContextManager[Any]:
+        """Context in which work runs on ``client``, a cluster's client (None: where it runs anyway); only
+        a backend that runs on a cluster (Dask) takes one."""
+        if client is not None:
+            raise ValueError(f"client= runs the work on a cluster, which the dask backend does; this network "
+                             f"runs on {self.name}")
+        return contextlib.nullcontext()
 
     # -- what a library may do its own way --------------------------------------------------------
 

@@ -28,7 +28,7 @@ import numpy as np
 from .._typing import Array
 from .base import Backend, host_array, import_library, quiet_numpy
 
-__all__ = ["CHUNK_BYTES", "DaskBackend"]
+__all__ = ["CHUNK_BYTES", "DaskBackend", "chunkwise_order"]
 
 # NumPy data given to the dask backend is cut into chunks of whole rows of about this many bytes: big
 # enough that a chunk's matmul outweighs the scheduler's ~100 us per task, small enough that a worker
@@ -51,7 +51,7 @@ class DaskBackend(Backend):
             raise ValueError(f"the dask backend keeps NumPy chunks, on device 'cpu' only, got device={device!r}")
         self._da = import_library(type(self))
         self._dask = importlib.import_module("dask")
-        super().__init__(importlib.import_module("array_api_compat.dask.array"), "cpu", dtype)
+        super().__init__(_QuietNamespace(importlib.import_module("array_api_compat.dask.array")), "cpu", dtype)
         self.settle = self._settle
 
     @classmethod
@@ -86,6 +86,37 @@ class DaskBackend(Backend):
             rows = self.chunk_rows(host.shape[0], math.prod(host.shape[1:]))
         arr = self._da.from_array(host, chunks=(rows, *host.shape[1:]), name=False)
         return arr.persist() if arr.numblocks[0] > 1 and _client() is not None else arr
+
+    def paired(self, inputs: Array, targets: Array) -> tuple[Array, Array]:
+        """The targets in the inputs' row chunks, so that a chunk's step reads its rows where they are;
+        targets already held by the cluster (scattered from the host) are moved there once, not each step."""
+        rows = inputs.chunks[0]
+        if targets.chunks[0] == rows:
+            return inputs, targets
+        aligned = targets.rechunk({0: rows})
+        client = _client()
+        if client is not None and sys.modules["distributed"].futures_of(targets):
+            aligned = aligned.persist()
+        return inputs, aligned
+
+    def shuffled(self, rng: np.random.Generator, inputs: Array, targets: Array) -> tuple[Array, Array]:
+        """An epoch's samples in the order :func:`chunkwise_order` draws: the chunks in a random order, then
+        the rows within each chunk, so that no row leaves its chunk (and its worker) to be shuffled and a
+        batch reads one or two chunks. With one chunk, that is the other backends' order."""
+        pieces = chunkwise_order(rng, inputs.chunks[0])
+        return tuple(self._da.concatenate([arr.blocks[chunk][rows] for chunk, rows in pieces])
+                     for arr in (inputs, targets))
+
+    def using(self, client: Any) -> contextlib.AbstractContextManager[Any]:
+        """``client.as_current()``: the work runs on that ``dask.distributed`` client's cluster."""
+        if client is None:
+            return contextlib.nullcontext()
+        distributed = sys.modules.get("distributed")
+        if distributed is None or not isinstance(client, distributed.Client):
+            raise TypeError(f"client must be a dask.distributed Client, got {type(client).__name__}")
+        if client.status != "running":
+            raise ValueError(f"client must be connected to a cluster, got one whose status is {client.status!r}")
+        return client.as_current()
 
     # -- host <-> client -------------------------------------------------------------------------
 
@@ -130,6 +161,35 @@ class DaskBackend(Backend):
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
         return self._wrap(np.asarray(host, dtype=dtype))
+
+
+def chunkwise_order(rng: np.random.Generator, chunk_rows: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:
+    """The dask backend's shuffle of data in chunks of ``chunk_rows`` rows: ``rng.permutation`` of the
+    chunks (drawn only where there are two or more), then, for each chunk in that order,
+    ``rng.permutation`` of its rows; as ``(chunk, rows within it)`` pairs. The samples' order is those rows,
+    each offset by its chunk's first row: the NumPy backend, given that order, takes the same steps."""
+    chunks = rng.permutation(len(chunk_rows)) if len(chunk_rows) > 1 else np.zeros(1, dtype=np.intp)
+    return [(int(chunk), rng.permutation(chunk_rows[chunk])) for chunk in chunks]
+
+
+class _QuietNamespace:
+    """array-api-compat's Dask namespace with ``exp`` quiet on overflow inside each task, wherever the task
+    runs: a sigmoid's ``exp(-sop)`` overflows by design, and NumPy's error state reaches neither the
+    worker processes of a cluster nor a lazy result computed after gdxp's call has returned."""
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def exp(self, x: Array) -> Array:
+        return x.map_blocks(_quiet_exp, dtype=x.dtype)
+
+
+def _quiet_exp(block: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.exp(block)
 
 
 def _client() -> Any:
