@@ -5,6 +5,11 @@ generates ``--rows`` samples on the workers (the client never holds them), optio
 disk first and trains from there (``--on-disk``), then trains a small network with the ``dask`` backend
 and prints samples per second; ``--compare`` also times NumPy in this one process on the same data.
 
+Measuring (examples/README.md, "Dask"): ``--workers 1 2 --compare --rounds 5`` starts a cluster of each
+size and times them and NumPy round by round, interleaved, printing medians, ranges and ratios to NumPy;
+``--overhead`` also times steps on a tiny data set of 8 chunks, where the step's cost is the graph's own.
+Pin BLAS to one thread when comparing (``OPENBLAS_NUM_THREADS=1``, inherited by the workers).
+
 On a real cluster: start a scheduler on one machine (``dask scheduler``, it prints its address), a worker
 on each machine (``dask worker tcp://SCHEDULER:8786 --nthreads 1``, or one process per core), then run
 ``python examples/dask_cluster.py --scheduler tcp://SCHEDULER:8786 --rows 50_000_000``. Every step sends
@@ -15,8 +20,11 @@ so the data never moves after it is made or read; ``--on-disk`` needs a folder a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 
 import dask
 import dask.array as da
@@ -24,6 +32,8 @@ import distributed
 import numpy as np
 
 import gdxp
+
+TINY_CHUNKS, TINY_ROWS, TINY_STEPS = 8, 1_000, 20  # --overhead: compute is negligible, the graph is not
 
 
 def make_data(rows: int, features: int, chunk_rows: int, seed: int) -> tuple[da.Array, da.Array]:
@@ -35,22 +45,46 @@ def make_data(rows: int, features: int, chunk_rows: int, seed: int) -> tuple[da.
     return x, y
 
 
-def train(x, y, args: argparse.Namespace, backend: str) -> float:
-    """Samples per second of a fit of ``args.epochs`` epochs on ``backend``."""
+def fit_seconds(x, y, args: argparse.Namespace, backend: str, client: distributed.Client | None,
+                epochs: int) -> tuple[float, list[float]]:
+    """Seconds of a fit of ``epochs`` full passes (Adam, in order) on ``backend``, and its losses."""
     net = gdxp.Network([x.shape[1], args.hidden, 1], seed=0, backend=backend)
     start = time.perf_counter()
-    history = net.fit(x, y, epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-                      optimizer="adam", shuffle=False, verbose=0)
-    seconds = time.perf_counter() - start
-    print(f"  {backend:5s}: loss {history.loss[0]:.5f} -> {history.loss[-1]:.5f} in {seconds:.2f} s, "
-          f"{args.epochs * x.shape[0] / seconds:,.0f} samples/s")
-    return seconds
+    history = net.fit(x, y, epochs=epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                      optimizer="adam", shuffle=False, verbose=0, client=client)
+    return time.perf_counter() - start, history.loss
+
+
+@contextlib.contextmanager
+def clusters(args: argparse.Namespace) -> Iterator[dict[str, distributed.Client]]:
+    """A client per cluster to time, by name: the scheduler at ``--scheduler``, or a LocalCluster per
+    ``--workers`` count, of one-thread worker processes; all closed at the end."""
+    with contextlib.ExitStack() as stack:
+        if args.scheduler:
+            client = stack.enter_context(distributed.Client(args.scheduler, set_as_default=False))
+            yield {f"dask, {len(client.scheduler_info()['workers'])} workers at {args.scheduler}": client}
+            return
+        found = {}
+        for workers in args.workers:
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, dashboard_address=":0", silence_logs=40))
+            found[f"dask, {workers} worker{'s' * (workers > 1)}"] = stack.enter_context(
+                distributed.Client(cluster, set_as_default=False))
+        yield found
+
+
+def report(name: str, rates: list[float], reference: list[float] | None) -> None:
+    """One contender's samples/s: median and range over the rounds, and the median's ratio to NumPy's."""
+    median = statistics.median(rates)
+    ratio = "" if reference is None else f"  {median / statistics.median(reference):.2f}x NumPy"
+    print(f"  {name:28s} {median:>12,.0f} samples/s  (range {min(rates):,.0f} .. {max(rates):,.0f}){ratio}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a LocalCluster)")
-    parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2],
+                        help="LocalCluster worker processes; several counts start a cluster of each (default 2)")
     parser.add_argument("--rows", type=int, default=2_000_000, help="samples (default 2,000,000)")
     parser.add_argument("--features", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=8)
@@ -61,34 +95,64 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--on-disk", action="store_true", help="write the data to disk first, train from there")
     parser.add_argument("--compare", action="store_true", help="also time NumPy in this process on the same data")
+    parser.add_argument("--rounds", type=int, default=1, help="timed fits per contender, interleaved (default 1)")
+    parser.add_argument("--overhead", action="store_true", help="also time steps on a tiny data set of 8 chunks")
     args = parser.parse_args()
 
-    cluster = None
-    if args.scheduler:
-        client = distributed.Client(args.scheduler)
-    else:
-        cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
-        client = distributed.Client(cluster)
-    try:
-        workers = len(client.scheduler_info()["workers"])
-        print(f"dask {dask.__version__} on {workers} worker(s) at {client.scheduler.address}; "
-              f"{args.rows:,} rows x {args.features} features in chunks of {args.chunk_rows:,}")
-        x, y = make_data(args.rows, args.features, args.chunk_rows, seed=0)
-        with tempfile.TemporaryDirectory() as folder:
-            if args.on_disk:
-                da.to_npy_stack(f"{folder}/x", x)
-                da.to_npy_stack(f"{folder}/y", y)
-                x, y = da.from_npy_stack(f"{folder}/x"), da.from_npy_stack(f"{folder}/y")
-            else:
-                x, y = client.persist([x, y])  # made once on the workers, kept there
-                distributed.wait([x, y])
-            train(x, y, args, "dask")
-            if args.compare:
-                train(*dask.compute(x, y), args, "numpy")
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    print(f"gdxp {gdxp.__version__}, dask {dask.__version__}, numpy {np.__version__}; {args.rows:,} rows x "
+          f"{args.features} features in chunks of {args.chunk_rows:,}, {args.epochs} epochs of Adam, "
+          f"{'full batch' if args.batch_size is None else f'batches of {args.batch_size}'}")
+    with clusters(args) as clients, tempfile.TemporaryDirectory() as folder:
+        data = {}
+        for name, client in clients.items():
+            x, y = make_data(args.rows, args.features, args.chunk_rows, seed=0)
+            if args.on_disk:  # written once by the first cluster, read by every one
+                if not data:
+                    with client.as_current():
+                        da.to_npy_stack(f"{folder}/x", x)
+                        da.to_npy_stack(f"{folder}/y", y)
+                data[name] = da.from_npy_stack(f"{folder}/x"), da.from_npy_stack(f"{folder}/y")
+            else:  # made once on the workers, kept there
+                with client.as_current():
+                    data[name] = dask.persist(x, y)
+                    distributed.wait(data[name], timeout=600)
+        contenders = {name: ("dask", client, data[name]) for name, client in clients.items()}
+        if args.compare:
+            first = next(iter(clients.values()))
+            contenders = {"numpy, this process": ("numpy", None, first.compute(list(data[next(iter(data))]), sync=True)),
+                          **contenders}
+        rates: dict[str, list[float]] = {name: [] for name in contenders}
+        for round_number in range(1, args.rounds + 1):
+            for name, (backend, client, (x, y)) in contenders.items():
+                seconds, losses = fit_seconds(x, y, args, backend, client, args.epochs)
+                rates[name].append(args.epochs * x.shape[0] / seconds)
+                print(f"  round {round_number} {name:28s} loss {losses[0]:.5f} -> {losses[-1]:.5f} in "
+                      f"{seconds:6.2f} s")
+        print("samples per second (median over the rounds):")
+        for name, found in rates.items():
+            report(name, found, rates.get("numpy, this process"))
+        if args.overhead:
+            print_overhead(args, clients)
+
+
+def print_overhead(args: argparse.Namespace, clients: dict[str, distributed.Client]) -> None:
+    """Per-step time on 8 chunks of 1,000 rows, where the work is tiny: what each step costs a cluster
+    (scheduling its tasks, moving the weights and the reduced sums) beyond NumPy's own time for it."""
+    x, y = make_data(TINY_CHUNKS * TINY_ROWS, args.features, TINY_ROWS, seed=1)
+    host = dask.compute(x, y)
+    runs = {"numpy, this process": ("numpy", None, host), "dask, local threads": ("dask", None, (x, y)),
+            **{name: ("dask", client, (x, y)) for name, client in clients.items()}}
+    per_step: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, (backend, client, (xs, ys)) in runs.items():
+            per_step[name].append(fit_seconds(xs, ys, args, backend, client, TINY_STEPS)[0] / TINY_STEPS)
+    floor = statistics.median(per_step["numpy, this process"])
+    print(f"per-step time on {TINY_CHUNKS} chunks of {TINY_ROWS:,} rows ({TINY_STEPS} full-batch steps, median "
+          f"over {args.rounds} rounds; overhead = the median beyond NumPy's):")
+    for name, found in per_step.items():
+        median = statistics.median(found)
+        print(f"  {name:28s} {1e3 * median:8.2f} ms/step  (range {1e3 * min(found):.2f} .. {1e3 * max(found):.2f})"
+              f"  overhead {1e3 * (median - floor):8.2f} ms")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def train_compiled(net: Network, inputs: Array, targets: Array, validation: tupl
     rng = net.shuffle_rng if options.shuffle and size < n_samples else None
     length = _chunk_length(net.sizes, n_samples, size, options.epochs)
     snapshot = net.snapshot()
-    state = [list(slot) for slot in snapshot.optimizer_state] or net.optimizer.initial_state(backend.xp,
+    state = [list(slot) for slot in snapshot.optimizer_state] or net.optimizer.initial_state(backend.parameters.xp,
                                                                                                  snapshot.weights)
     trained: Trained = (list(snapshot.weights), state, backend.asarray(snapshot.steps, dtype=backend.index_dtype))
     program, seconds = _program(net, trained, inputs, targets, validation, options, size, length,
@@ -205,10 +205,10 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
 
     def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,
               *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
-        fixed = None if scheduled else make_step(xp, layers, loss, optimizer, rates[0], weight_decay=weight_decay)
+        fixed = None if scheduled else make_step(backend, layers, loss, optimizer, rates[0], weight_decay)
 
         def epoch(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
-            step = fixed or make_step(xp, layers, loss, optimizer, rate, weight_decay=weight_decay)
+            step = fixed or make_step(backend, layers, loss, optimizer, rate, weight_decay)
 
             def batch(carried: Trained, pair: tuple[Array, Array]) -> tuple[Trained, Array]:
                 carried, value, _ = step(carried, *pair)

@@ -68,9 +68,9 @@ class Network:
         with self.backend.activate():
             self._weights: list[Array] = []
             for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-                self._weights.append(initializer(self.backend, init_rng, n_in, n_out))
+                self._weights.append(initializer(self.backend.parameters, init_rng, n_in, n_out))
                 if bias:
-                    self._weights.append(self.backend.zeros((n_out,)))
+                    self._weights.append(self.backend.parameters.zeros((n_out,)))
 
     def __repr__(self) -> str:
         names = [a.name for a in self.activations]
@@ -96,7 +96,7 @@ class Network:
 
     def get_weights(self) -> list[np.ndarray]:
         """Host NumPy copies of the weights, Keras order: ``[W1, b1, W2, b2, ...]`` (no ``b`` without bias)."""
-        return [self.backend.to_numpy(w).copy() for w in self._weights]
+        return [self.backend.parameters.to_numpy(w).copy() for w in self._weights]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace every weight (host or device arrays, in :meth:`get_weights` order), checking all first."""
@@ -106,11 +106,11 @@ class Network:
         if len(weights) != len(shapes):
             raise ValueError(f"expected {len(shapes)} weight arrays with shapes {shapes}, got {len(weights)}")
         with self.backend.activate():
-            arrays = [_weight_array(self.backend, w, index) for index, w in enumerate(weights)]
+            arrays = [_weight_array(self.backend.parameters, w, index) for index, w in enumerate(weights)]
             for index, (arr, shape) in enumerate(zip(arrays, shapes)):
                 if tuple(arr.shape) != shape:
                     raise ValueError(f"weight array {index} must have shape {shape}, got {tuple(arr.shape)}")
-                validation.check_finite(self.backend, arr, f"weight array {index}")
+                validation.check_finite(self.backend.parameters, arr, f"weight array {index}")
         self._weights = arrays
 
     def copy(self, *, backend: str | None = None, device: Any = None, dtype: Any = None) -> Network:
@@ -129,7 +129,7 @@ class Network:
         if self.optimizer is not None:
             twin.optimizer = copy.copy(self.optimizer)  # its settings; its state is copied onto the twin's device
             with twin.backend.activate():
-                twin.optimizer.state = [[twin.backend.asarray(a, copy=True) for a in slot]
+                twin.optimizer.state = [[twin.backend.parameters.asarray(a, copy=True) for a in slot]
                                         for slot in self.optimizer.state]
         return twin
 
@@ -227,7 +227,8 @@ class Network:
         all gradients taken at the weights from before the step.
 
         Returns None, or with ``return_loss`` the batch's loss before the step as a 0-d device
-        array: nothing here waits for the device. ``x`` and ``y`` from the host are checked for
+        array: nothing here waits for the device (on Dask, the gradients are computed, to update the
+        weights on the client). ``x`` and ``y`` from the host are checked for
         NaN/inf before they move; ``check_finite=True`` also scans arrays already on the device,
         which waits for it once.
         """
@@ -236,11 +237,11 @@ class Network:
         validation.check_flag(check_finite, "check_finite")
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y, check_values=check_finite)
-            xp = self.backend.xp
-            grads, loss, _ = backprop.gradients(xp, self._layers, self.loss, self._weights, inputs, targets,
-                                                want_loss=return_loss)
+            grads, loss, _ = backprop.gradients(self.backend.xp, self._layers, self.loss, self._weights, inputs,
+                                                targets, want_loss=return_loss)
+            grads, loss = self.backend.settled(grads, loss)
             # a new list swapped in at once: an interrupted step never leaves half the weights updated
-            self._weights = self._plain_descent.apply(xp, self._weights, grads, rate)
+            self._weights = self._plain_descent.apply(self.backend.parameters.xp, self._weights, grads, rate)
             return loss
 
     def fit(self, x: Any, y: Any, *, epochs: int, learning_rate: float, batch_size: int | None = None,
@@ -298,7 +299,7 @@ class Network:
         if include_optimizer:
             if self.optimizer is None:
                 raise ValueError("this network has no optimizer yet (fit it first), so there is none to include")
-            arrays.update(serialization.optimizer_arrays(self.optimizer, self.backend.to_numpy))
+            arrays.update(serialization.optimizer_arrays(self.optimizer, self.backend.parameters.to_numpy))
         arrays.update(serialization.shuffle_arrays(self.shuffle_rng))
         serialization.write(path, arrays)
 
@@ -311,7 +312,7 @@ class Network:
         optimizer.check_state(self.weight_shapes())
         for slot in optimizer.state:
             for arr in slot:
-                if not self.backend.holds(arr):
+                if not self.backend.parameters.holds(arr):
                     raise ValueError(f"{type(optimizer).__name__} holds state of dtype {arr.dtype} on another "
                                      f"library or device than this network's {self.backend!r}; use a new optimizer "
                                      "or load it with the network")
@@ -338,7 +339,7 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend | None = None, 
     except (ValueError, OverflowError, MemoryError) as err:
         raise ValueError(f"{path}: {err}") from None
     with net.backend.activate():
-        net.optimizer = serialization.optimizer(data, path, net.weight_shapes(), net.backend.asarray)
+        net.optimizer = serialization.optimizer(data, path, net.weight_shapes(), net.backend.parameters.asarray)
     shuffling = serialization.shuffle_state(data, path)
     if shuffling is not None:  # format 1 files have none: then the shuffling starts afresh
         net.shuffle_rng.bit_generator.state = shuffling

@@ -150,37 +150,40 @@ class TrainingDiverged(ArithmeticError):
 
 Trained = tuple[Sequence[Array], Sequence[Sequence[Array]], int]  # a Snapshot's fields, as the loop carries them
 Step = Callable[[Trained, Array, Array], tuple[Trained, Array, Array]]
-Settle = Callable[[Trained, Array], tuple[Trained, Array]]
 
 
-def make_step(xp: Namespace, layers: Sequence[backprop.Layer], loss: Loss, optimizer: Optimizer,
-              learning_rate: float | Array, settle: Settle | None = None, weight_decay: float = 0.0) -> Step:
+def make_step(backend: Backend, layers: Sequence[backprop.Layer], loss: Loss, optimizer: Optimizer,
+              learning_rate: float | Array, weight_decay: float = 0.0) -> Step:
     """One training step as a plain function of arrays:
     ``step((weights, optimizer_state, steps), x, y) -> ((new_weights, new_state, steps + 1), loss, prediction)``.
 
     The gradients are taken at the weights from before the step, the loss is the batch's before it.
     Nothing in it reads or writes an object's changing attributes, so it can be traced as it is.
-    ``settle`` (a lazy backend's :attr:`~gdxp.backend.Backend.settle`) turns the new state and the loss
-    into numbers after each step, so that the next step's work does not hold every step before it.
-    ``weight_decay`` adds scikit-learn's L2 penalty, ``weight_decay / 2 * sum(W**2)`` over the batch's
-    samples, to the loss and its gradient, for the weights W only (not the biases).
+    Backprop runs on the data's backend; the backend's :meth:`~gdxp.backend.Backend.settled` hands its
+    gradients and loss to the optimizer, which updates the weights where they live (its ``parameters``:
+    the same backend, or the client for Dask). ``weight_decay`` adds scikit-learn's L2 penalty,
+    ``weight_decay / 2 * sum(W**2)`` over the batch's samples, to the loss and its gradient, for the
+    weights W only (not the biases).
     """
-    gradients, update = backprop.gradients, optimizer.update
+    update, batch_gradients, settled = optimizer.update, backend.batch_gradients, backend.settled
+    held = backend.parameters.xp
     decayed = [layer.weight_index for layer in layers]
+
+    def gradients(xp: Namespace, weights: Sequence[Array], x: Array, y: Array) -> tuple[list[Array], Array, Array]:
+        return backprop.gradients(xp, layers, loss, weights, x, y, want_loss=True)
 
     def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained
-        grads, value, prediction = gradients(xp, layers, loss, weights, x, y, want_loss=True)
+        grads, value, prediction = batch_gradients(gradients, weights, x, y)
+        grads, value = settled(grads, value)
         if weight_decay:
             per_sample = weight_decay / x.shape[0]
             for index in decayed:
-                flat = xp.reshape(weights[index], (-1,))
+                flat = held.reshape(weights[index], (-1,))
                 grads[index] = grads[index] + per_sample * weights[index]
-                value = value + 0.5 * per_sample * xp.vecdot(flat, flat)
+                value = value + 0.5 * per_sample * held.vecdot(flat, flat)
         steps += 1
-        new_weights, new_state = update(xp, weights, grads, state, learning_rate, steps)
-        if settle is not None:
-            (new_weights, new_state, steps), value = settle((new_weights, new_state, steps), value)
+        new_weights, new_state = update(held, weights, grads, state, learning_rate, steps)
         return (new_weights, new_state, steps), value, prediction
 
     return step
@@ -273,7 +276,7 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
     scheduled = options.learning_rate_schedule is not None
 
     def step_at(rate: float) -> Step:
-        return make_step(xp, layers, loss, net.optimizer, rate, backend.settle, options.weight_decay)
+        return make_step(backend, layers, loss, net.optimizer, rate, options.weight_decay)
 
     step = step_at(options.learning_rate)
     n_samples = inputs.shape[0]
@@ -356,8 +359,8 @@ def _read(backend: Backend, arrays: list[Array]) -> list[np.ndarray]:
 
 def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:
     """Whether every weight is a number (one read from the device per array)."""
-    xp = backend.xp
-    return all(bool(backend.to_numpy(xp.all(xp.isfinite(w)))) for w in weights)
+    held = backend.parameters
+    return all(bool(held.to_numpy(held.xp.all(held.xp.isfinite(w)))) for w in weights)
 
 
 def restorable(backend: Backend, net: Network, inputs: Array, targets: Array, *candidates: Trained) -> Trained:

@@ -67,15 +67,14 @@ def assert_close_weights(a, b):
 
 
 def graph_sizes(backend):
-    """Wrap ``backend.settle`` to record how many tasks each step's graph holds."""
-    sizes, settle = [], backend.settle
+    """Wrap ``backend.settled`` to record how many tasks each step's graph holds."""
+    sizes, settled = [], backend.settled
 
-    def counting(trained, loss):
-        sizes.append(len(dask.base.collections_to_expr([*trained[0], *(a for s in trained[1] for a in s), loss])
-                         .__dask_graph__()))
-        return settle(trained, loss)
+    def counting(gradients, loss):
+        sizes.append(len(dask.base.collections_to_expr([gradients, loss]).__dask_graph__()))
+        return settled(gradients, loss)
 
-    backend.settle = counting
+    backend.settled = counting
     return sizes
 
 
@@ -143,15 +142,15 @@ def test_a_shuffled_mini_batch_step_reads_at_most_two_chunks():
 
     inputs, targets = chunked(x, y)
     net = gdxp.Network(SIZES, seed=1, backend="dask")
-    settle, per_step = net.backend.settle, []
+    settled, per_step = net.backend.settled, []
 
-    def counting(trained, loss):
-        result = settle(trained, loss)
+    def counting(gradients, loss):
+        result = settled(gradients, loss)
         per_step.append(len(set(read)))
         read.clear()
         return result
 
-    net.backend.settle = counting
+    net.backend.settled = counting
     net.fit(inputs.map_blocks(logged, dtype=inputs.dtype), targets, epochs=2, batch_size=30, learning_rate=0.5,
             verbose=0)
     assert len(per_step) == 2 * -(-N_CHUNKS * CHUNK_ROWS // 30)
@@ -159,12 +158,17 @@ def test_a_shuffled_mini_batch_step_reads_at_most_two_chunks():
     assert per_step[0] == N_CHUNKS and max(per_step[1:]) == 2
 
 
-def test_targets_are_laid_out_in_the_inputs_chunks():
+def test_data_is_laid_out_in_whole_rows_the_targets_in_the_inputs_chunks():
     x, y = problem()
     net = gdxp.Network(SIZES, seed=1, backend="dask")
-    inputs, targets = net.as_batch(*chunked(x), da.from_array(y, chunks=(120, 2)))
-    assert targets.chunks[0] == inputs.chunks[0] == (CHUNK_ROWS,) * N_CHUNKS
+    inputs, targets = net.as_batch(da.from_array(x, chunks=(CHUNK_ROWS, 2)), da.from_array(y, chunks=(120, 1)))
+    assert inputs.chunks == ((CHUNK_ROWS,) * N_CHUNKS, (3,)) and targets.chunks == ((CHUNK_ROWS,) * N_CHUNKS, (2,))
+    np.testing.assert_array_equal(np.asarray(inputs), x)
     np.testing.assert_array_equal(np.asarray(targets), y)
+    reference = gdxp.Network(SIZES, seed=1)
+    reference.fit(x, y, epochs=3, learning_rate=0.5, verbose=0)
+    net.fit(inputs, targets, epochs=3, learning_rate=0.5, verbose=0)
+    assert_close_weights(reference, net)
 
 
 @pytest.mark.slow
@@ -174,7 +178,8 @@ def test_each_step_is_one_graph_of_the_same_size():
     sizes = graph_sizes(net.backend)
     net.fit(*chunked(x, y), epochs=30, learning_rate=0.5, optimizer="adam", verbose=0)
     assert len(sizes) == 30
-    assert sizes[1] == sizes[29] < 40 * N_CHUNKS  # a step's tasks grow with the chunks, never with the steps
+    # the chunks of x and y, a task per chunk, a tree of additions: growing with the chunks, never with the steps
+    assert sizes[1] == sizes[29] <= 5 * N_CHUNKS
 
 
 def test_numpy_data_is_chunked_along_samples(monkeypatch):
@@ -210,6 +215,20 @@ def test_overflow_is_quiet_in_the_scheduler_threads():
         result = net.evaluate(*chunked(-x, np.zeros((x.shape[0], 1))))
         net.fit(*chunked(-x, np.zeros((x.shape[0], 1))), epochs=2, learning_rate=0.1, verbose=0)
     assert 0 < result["loss"] < 1
+
+
+def test_checks_of_chunked_data_read_flags_and_one_row_not_the_data(monkeypatch):
+    x, y = problem()
+    y[333, 1] = 1.5  # outside binary cross-entropy's [0, 1], in the seventh chunk
+    net = gdxp.Network(SIZES, loss="binary_cross_entropy", seed=1, backend="dask")
+    read, to_numpy = [], net.backend.to_numpy
+    monkeypatch.setattr(net.backend, "to_numpy", lambda arr: read.append(arr.size) or to_numpy(arr))
+    with pytest.raises(ValueError, match=r"y must hold probabilities in \[0, 1\] .*got 1.5 at index \(333, 1\)"):
+        net.evaluate(*chunked(x, y))
+    x[17, 2] = np.nan
+    with pytest.raises(ValueError, match=r"x must hold finite numbers, got 1 NaN .* the first at index \(17, 2\)"):
+        net.evaluate(*chunked(x, y))
+    assert read and max(read) <= 2  # flags, counts, and the one row a message shows
 
 
 def test_a_client_that_is_not_one_is_refused_before_anything_changes():
@@ -284,16 +303,17 @@ def test_a_worker_killed_mid_fit_costs_only_recomputation(client):
 
         disturbed = gdxp.Network(SIZES, seed=1, backend="dask")
         victim = next(iter(client.run(os.getpid).values()))
-        settle, killed = disturbed.backend.settle, threading.Event()
+        settled, killed, steps = disturbed.backend.settled, threading.Event(), []
 
-        def kill_after_four_steps(trained, loss):
-            if trained[2] == 4 and not killed.is_set():
+        def kill_in_the_fifth_step(gradients, loss):
+            steps.append(len(steps) + 1)
+            if len(steps) == 5:  # while the step's graph is about to run
                 killer = threading.Thread(target=lambda: (os.kill(victim, signal.SIGKILL), killed.set()))
                 killer.start()
                 killer.join()
-            return settle(trained, loss)
+            return settled(gradients, loss)
 
-        disturbed.backend.settle = kill_after_four_steps
+        disturbed.backend.settled = kill_in_the_fifth_step
         disturbed.fit(*data, **fit)
     assert killed.is_set() and victim not in client.run(os.getpid).values()
     # equal to rounding only: recomputed chunks sit at other addresses, and NumPy's SIMD sums of the

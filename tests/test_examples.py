@@ -320,3 +320,17 @@ def test_compare_devices_runs_torch_and_jax_in_both_dtypes_into_the_figures_fold
             (network, dtype) for network in ("3-5-1 b1", "64-128-10 b32") for dtype in ("float32", "float64")}
         for row in mine:
             assert float(row["ms_per_step"]) > 0 and float(row["max_abs_diff_vs_numpy_f64"]) < 1e-12
+
+
+@pytest.mark.slow
+def test_dask_cluster_trains_on_clusters_of_one_and_two_workers_like_numpy():
+    pytest.importorskip("distributed")
+    out = run_example("dask_cluster.py", "--rows", "40000", "--chunk-rows", "5000", "--epochs", "2", "--workers", "1",
+                      "2", "--compare", "--on-disk", "--overhead")
+    contenders = {"numpy, this process", "dask, 1 worker", "dask, 2 workers"}
+    rates = dict(re.findall(r"^  (.+?) +([\d,]+) samples/s", out, flags=re.MULTILINE))
+    assert set(rates) == contenders and all(float(rate.replace(",", "")) > 0 for rate in rates.values())
+    runs = re.findall(r"^  round 1 (.+?) +loss (\d\.\d+ -> \d\.\d+) in", out, flags=re.MULTILINE)
+    assert {name for name, _ in runs} == contenders and len({losses for _, losses in runs}) == 1  # the same fit
+    overheads = re.findall(r"^  (.+?) +[\d.]+ ms/step .* overhead +-?[\d.]+ ms$", out, flags=re.MULTILINE)
+    assert set(overheads) == contenders | {"dask, local threads"}

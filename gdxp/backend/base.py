@@ -13,12 +13,17 @@ import numpy as np
 
 from .._typing import Array, Namespace
 
-__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "Compiler", "host_array"]
+__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "BatchGradients", "Compiler",
+           "host_array"]
 
 FLOAT_DTYPES = ("float32", "float64")
 # The math passes Python scalars to maximum/where and arithmetic, which the standard allows from 2024.12.
 ARRAY_API_VERSION = "2024.12"
 _DLPACK_CPU = 1  # kDLCPU, the device type of host memory in DLPack
+
+
+# backprop on one batch, as a backend runs it: (xp, weights, x, y) -> (gradients, mean loss or None, prediction)
+BatchGradients = Callable[[Namespace, Sequence[Array], Array, Array], tuple[list[Array], Array | None, Array]]
 
 
 class BackendUnavailableError(RuntimeError):
@@ -50,8 +55,6 @@ class Backend:
 
     name: ClassVar[str]
     compiler: Compiler | None = None  # set where runs of training steps compile into one program
-    # set by a lazy library (Dask): computes a training step's new state and loss, so graphs never grow
-    settle: Callable[[Any, Array], tuple[Any, Array]] | None = None
     module: ClassVar[str]  # the library's module, imported when a backend is made
     library: ClassVar[str]  # the library's own name, for messages
     install: ClassVar[str]  # how to get the library, for messages
@@ -73,6 +76,24 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device_name!r}, dtype={self.dtype_name!r})"
+
+    @property
+    def parameters(self) -> Backend:
+        """The backend that holds the weights and the optimizer's state: this one, except where the data
+        is spread out and the weights are small (Dask: NumPy arrays on the client)."""
+        return self
+
+    def batch_gradients(self, gradients: BatchGradients, weights: Sequence[Array], x: Array,
+                        y: Array) -> tuple[list[Array], Array | None, Array]:
+        """``gradients(xp, weights, x, y)``: backprop's gradients of the batch's mean loss, the loss and the
+        prediction, here on the whole batch in one go (Dask: a task per chunk, then a sum; see there)."""
+        return gradients(self.xp, weights, x, y)
+
+    def settled(self, gradients: list[Array], loss: Array | None) -> tuple[list[Array], Array | None]:
+        """A step's gradients and loss as :attr:`parameters` arrays that the optimizer updates the weights
+        with: as they are (no wait for the device), except where they are lazy (Dask computes them, in one
+        graph per step, so that no graph ever holds the steps before it)."""
+        return gradients, loss
 
     @property
     def device_name(self) -> str:

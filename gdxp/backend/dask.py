@@ -1,14 +1,16 @@
 """Dask: the data chunked along samples on a cluster (or local threads), the weights small on the client.
 
-The math runs unchanged on array-api-compat's Dask namespace. Every array of this backend is a Dask
-array whose chunks are NumPy arrays of whole rows: host data given to it is cut into chunks of about
-:data:`CHUNK_BYTES` (and scattered to the cluster once where a client is active), and the weights and
-optimizer state, small, are one-chunk arrays that wrap NumPy arrays held on the client. A step is a
-lazy graph over every chunk of the data, its
-gradient sums reduced by Dask's tree reduction; :meth:`DaskBackend.settle` computes the step's new
-weights, optimizer state and loss with one ``dask.compute``, so each step is one graph of the same
-size and no graph ever holds the steps before it (dask-glm's design). With a ``dask.distributed``
-``Client`` active the graph runs there, else on Dask's local threaded scheduler.
+The data are Dask arrays whose chunks are NumPy arrays of whole rows: host data given to this backend is
+cut into chunks of about :data:`CHUNK_BYTES` (and scattered to the cluster once where a client is
+active). The weights and the optimizer's state, small, are plain NumPy arrays on the client
+(:attr:`DaskBackend.parameters`). A training step is one graph: a task per chunk runs gdxp's backprop in
+NumPy on that chunk's rows, a tree of tasks sums the chunks' gradients, and :meth:`DaskBackend.settled`
+computes it with one ``dask.compute``; the optimizer then updates the weights on the client. So each step
+is a graph of the same size (about two tasks a chunk), no graph ever holds the steps before it, and only
+the weights and gradient-sized sums cross the network (dask-glm's design). ``predict``, ``evaluate`` and
+the checks of the data run gdxp's math unchanged on array-api-compat's Dask namespace, lazily or as
+reductions where the data lives. With a ``dask.distributed`` ``Client`` active (or given to ``fit``) the
+graphs run there, else on Dask's local threaded scheduler.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import importlib
 import math
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._typing import Array
-from .base import Backend, host_array, import_library, quiet_numpy
+from .base import Backend, BatchGradients, host_array, import_library, quiet_numpy
+from .numpy import NumpyBackend
 
 __all__ = ["CHUNK_BYTES", "DaskBackend", "chunkwise_order"]
 
@@ -37,8 +41,8 @@ CHUNK_BYTES = 32 * 2**20
 
 
 class DaskBackend(Backend):
-    """Dask arrays of NumPy chunks (device ``"cpu"``): the data chunked along samples, the weights in one
-    chunk each on the client; see the module's docstring."""
+    """Dask arrays of NumPy chunks (device ``"cpu"``): the data chunked along samples, the weights NumPy
+    arrays on the client; see the module's docstring."""
 
     name = "dask"
     module = "dask.array"
@@ -52,7 +56,12 @@ class DaskBackend(Backend):
         self._da = import_library(type(self))
         self._dask = importlib.import_module("dask")
         super().__init__(_QuietNamespace(importlib.import_module("array_api_compat.dask.array")), "cpu", dtype)
-        self.settle = self._settle
+        self._parameters = NumpyBackend(dtype=self.dtype_name)
+
+    @property
+    def parameters(self) -> Backend:
+        """A NumPy backend: the weights and the optimizer's state are NumPy arrays on the client."""
+        return self._parameters
 
     @classmethod
     def devices(cls) -> tuple[str, ...]:
@@ -88,16 +97,11 @@ class DaskBackend(Backend):
         return arr.persist() if arr.numblocks[0] > 1 and _client() is not None else arr
 
     def paired(self, inputs: Array, targets: Array) -> tuple[Array, Array]:
-        """The targets in the inputs' row chunks, so that a chunk's step reads its rows where they are;
-        targets already held by the cluster (scattered from the host) are moved there once, not each step."""
+        """Both in chunks of whole rows, the targets in the inputs' row chunks, so that a chunk's step reads
+        its rows where they are; data already held by the cluster (scattered from the host) is moved
+        there once, not each step."""
         rows = inputs.chunks[0]
-        if targets.chunks[0] == rows:
-            return inputs, targets
-        aligned = targets.rechunk({0: rows})
-        client = _client()
-        if client is not None and sys.modules["distributed"].futures_of(targets):
-            aligned = aligned.persist()
-        return inputs, aligned
+        return _rechunked(inputs, {0: rows, 1: -1}), _rechunked(targets, {0: rows, 1: -1})
 
     def shuffled(self, rng: np.random.Generator, inputs: Array, targets: Array) -> tuple[Array, Array]:
         """An epoch's samples in the order :func:`chunkwise_order` draws: the chunks in a random order, then
@@ -143,13 +147,31 @@ class DaskBackend(Backend):
             return self._dask.compute(*collections, scheduler="threads", pool=_context_pool())
         return self._dask.compute(*collections)
 
-    def _settle(self, trained: Any, loss: Array) -> tuple[Any, Array]:
-        """A step's new weights, optimizer state and loss computed in one graph, then wrapped again as
-        one-chunk Dask arrays of those NumPy values (the loss stays NumPy: the loop only reads it)."""
-        weights, state, steps = trained
-        new_weights, new_state, value = self.compute(list(weights), [list(slot) for slot in state], loss)
-        wrap = self._wrap
-        return ([wrap(w) for w in new_weights], [[wrap(a) for a in slot] for slot in new_state], steps), value
+    def batch_gradients(self, gradients: BatchGradients, weights: Sequence[Array], x: Array,
+                        y: Array) -> tuple[Any, Any, Array]:
+        """One task per chunk of the batch runs ``gradients`` in NumPy on its rows, each result weighted by
+        the chunk's share of the samples, and a tree of tasks adds them up (a chunk's sums, then pairs of
+        those): about two tasks a chunk a step, where the same math through Dask's array namespace takes
+        some twenty. The gradients and the loss come back lazy (:meth:`settled` computes them), the
+        prediction as one lazy array of the chunks' own predictions (computed only if it is read)."""
+        delayed = self._dask.delayed
+        if y.chunks[0] != x.chunks[0]:
+            y = y.rechunk({0: x.chunks[0]})
+        shared = delayed((gradients, self._parameters.xp, list(weights)), pure=False, traverse=False)  # one key
+        rows = x.chunks[0]
+        parts = [delayed(_chunk_gradients, pure=False)(shared, x_chunk, y_chunk, count / x.shape[0])
+                 for x_chunk, y_chunk, count in zip(x.to_delayed().ravel(), y.to_delayed().ravel(), rows)]
+        predictions = [self._da.from_delayed(part[2], shape=(count, y.shape[1]), dtype=self.dtype)
+                       for part, count in zip(parts, rows)]
+        while len(parts) > 1:
+            parts = [delayed(_add_chunks, pure=False)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
+                     for i in range(0, len(parts), 2)]
+        return parts[0][0], parts[0][1], self._da.concatenate(predictions)
+
+    def settled(self, gradients: Any, loss: Any) -> tuple[list[Array], Array | None]:
+        """The step's gradients and loss computed in one graph, as NumPy arrays on the client."""
+        values, value = self.compute(gradients, loss)
+        return [np.asarray(g) for g in values], value
 
     # -- what Dask does its own way ---------------------------------------------------------------
 
@@ -190,6 +212,34 @@ class _QuietNamespace:
 def _quiet_exp(block: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return np.exp(block)
+
+
+def _chunk_gradients(shared: tuple[BatchGradients, Any, list[np.ndarray]], x: np.ndarray, y: np.ndarray,
+                     share: float) -> tuple[list[np.ndarray], Any, np.ndarray]:
+    """A chunk's gradients and loss, weighted by its ``share`` of the batch's samples, and its prediction;
+    with overflow and invalid values quiet, as in gdxp's own training (its loss check reports a NaN)."""
+    gradients, xp, weights = shared
+    with quiet_numpy(True):
+        grads, value, prediction = gradients(xp, weights, x, y)
+        return [g * share for g in grads], None if value is None else value * share, prediction
+
+
+def _add_chunks(first: tuple[list[np.ndarray], Any, Any], second: tuple[list[np.ndarray], Any, Any]) -> tuple[
+        list[np.ndarray], Any]:
+    """The summed gradients and losses of two (groups of) chunks."""
+    with quiet_numpy(True):
+        grads = [a + b for a, b in zip(first[0], second[0], strict=True)]
+        return grads, None if first[1] is None else first[1] + second[1]
+
+
+def _rechunked(arr: Array, chunks: dict[int, Any]) -> Array:
+    """``arr.rechunk(chunks)``, persisted on the cluster where ``arr`` was (else each step would redo it)."""
+    result = arr.rechunk(chunks)
+    if result.chunks == arr.chunks:
+        return arr
+    if _client() is not None and sys.modules["distributed"].futures_of(arr):
+        result = result.persist()
+    return result
 
 
 def _client() -> Any:
