@@ -103,24 +103,22 @@ def main() -> None:
           f"{args.features} features in chunks of {args.chunk_rows:,}, {args.epochs} epochs of Adam, "
           f"{'full batch' if args.batch_size is None else f'batches of {args.batch_size}'}")
     with clusters(args) as clients, tempfile.TemporaryDirectory() as folder:
-        data = {}
+        data, lazy = {}, make_data(args.rows, args.features, args.chunk_rows, seed=0)
         for name, client in clients.items():
-            x, y = make_data(args.rows, args.features, args.chunk_rows, seed=0)
             if args.on_disk:  # written once by the first cluster, read by every one
                 if not data:
                     with client.as_current():
-                        da.to_npy_stack(f"{folder}/x", x)
-                        da.to_npy_stack(f"{folder}/y", y)
+                        da.to_npy_stack(f"{folder}/x", lazy[0])
+                        da.to_npy_stack(f"{folder}/y", lazy[1])
                 data[name] = da.from_npy_stack(f"{folder}/x"), da.from_npy_stack(f"{folder}/y")
             else:  # made once on the workers, kept there
                 with client.as_current():
-                    data[name] = dask.persist(x, y)
+                    data[name] = dask.persist(*lazy)
                     distributed.wait(data[name], timeout=600)
         contenders = {name: ("dask", client, data[name]) for name, client in clients.items()}
-        if args.compare:
-            first = next(iter(clients.values()))
-            contenders = {"numpy, this process": ("numpy", None, first.compute(list(data[next(iter(data))]), sync=True)),
-                          **contenders}
+        if args.compare:  # the same numbers, made here: arrays gathered from a cluster can be misaligned, and slow
+            host = dask.compute(*(data[name] if args.on_disk else lazy), scheduler="threads")
+            contenders = {"numpy, this process": ("numpy", None, host), **contenders}
         rates: dict[str, list[float]] = {name: [] for name in contenders}
         for round_number in range(1, args.rounds + 1):
             for name, (backend, client, (x, y)) in contenders.items():

@@ -97,6 +97,18 @@ def test_unshuffled_mini_batches_equal_numpy():
     np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
 
 
+def test_uneven_and_empty_chunks_train_as_numpy():
+    x, y = problem()
+    rows = ((150, 0, 7, 243), (3,)), ((150, 0, 7, 243), (2,))
+    reference = gdxp.Network(SIZES, seed=1)
+    expected = reference.fit(x, y, epochs=3, learning_rate=0.5, verbose=0, optimizer="adam")
+    lazy = gdxp.Network(SIZES, seed=1, backend="dask")
+    got = lazy.fit(da.from_array(x, chunks=rows[0]), da.from_array(y, chunks=rows[1]), epochs=3, learning_rate=0.5,
+                   verbose=0, optimizer="adam")
+    assert_close_weights(reference, lazy)
+    np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
+
+
 def test_chunkwise_order_permutes_chunks_then_rows_within_each():
     pieces = chunkwise_order(np.random.default_rng(0), (5, 5, 3))
     assert sorted(chunk for chunk, _ in pieces) == [0, 1, 2]

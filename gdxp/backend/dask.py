@@ -150,19 +150,20 @@ class DaskBackend(Backend):
     def batch_gradients(self, gradients: BatchGradients, weights: Sequence[Array], x: Array,
                         y: Array) -> tuple[Any, Any, Array]:
         """One task per chunk of the batch runs ``gradients`` in NumPy on its rows, each result weighted by
-        the chunk's share of the samples, and a tree of tasks adds them up (a chunk's sums, then pairs of
-        those): about two tasks a chunk a step, where the same math through Dask's array namespace takes
-        some twenty. The gradients and the loss come back lazy (:meth:`settled` computes them), the
-        prediction as one lazy array of the chunks' own predictions (computed only if it is read)."""
+        the chunk's share of the samples, and a tree of tasks adds them up pair by pair: about two tasks a
+        chunk a step, where the same math through Dask's array namespace takes some twenty. The gradients
+        and the loss come back lazy (:meth:`settled` computes them), the prediction as one lazy array of
+        the chunks' own predictions (computed only if it is read)."""
         delayed = self._dask.delayed
         if y.chunks[0] != x.chunks[0]:
             y = y.rechunk({0: x.chunks[0]})
         shared = delayed((gradients, self._parameters.xp, list(weights)), pure=False, traverse=False)  # one key
-        rows = x.chunks[0]
+        chunks = [(x_chunk, y_chunk, count) for x_chunk, y_chunk, count
+                  in zip(x.to_delayed().ravel(), y.to_delayed().ravel(), x.chunks[0]) if count]  # none empty
         parts = [delayed(_chunk_gradients, pure=False)(shared, x_chunk, y_chunk, count / x.shape[0])
-                 for x_chunk, y_chunk, count in zip(x.to_delayed().ravel(), y.to_delayed().ravel(), rows)]
+                 for x_chunk, y_chunk, count in chunks]
         predictions = [self._da.from_delayed(part[2], shape=(count, y.shape[1]), dtype=self.dtype)
-                       for part, count in zip(parts, rows)]
+                       for part, (_, _, count) in zip(parts, chunks)]
         while len(parts) > 1:
             parts = [delayed(_add_chunks, pure=False)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
