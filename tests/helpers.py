@@ -11,6 +11,7 @@ import functools
 import os
 import warnings
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -52,6 +53,8 @@ def backend_combinations():
     # eager JAX dispatches each operation for tens of microseconds: out of the quick loop
     yield pytest.param(("jax", "cpu:1", "float64"), id="jax-cpu1-float64", marks=pytest.mark.slow)
     yield pytest.param(("jax", "cpu:1", "float32"), id="jax-cpu1-float32", marks=pytest.mark.slow)
+    # Dask computes each small graph through its scheduler: correct everywhere, too slow for the quick loop
+    yield pytest.param(("dask", None, "float64"), id="dask-float64", marks=pytest.mark.slow)
     yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
     yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
     yield pytest.param(("torch", "cuda", "float32"), id="torch-cuda-float32", marks=pytest.mark.gpu)
@@ -119,7 +122,8 @@ def tolerance(backend: gdxp.Backend) -> dict[str, float]:
 
 def host(backend: gdxp.Backend, arr) -> np.ndarray:
     """A device array's values on the host, after checking it lives where the backend keeps arrays."""
-    assert arr.device == backend.device or backend.name == "cupy" and arr.device.id == backend.device.id
+    place = array_api_compat.device(arr)
+    assert place == backend.device or backend.name == "cupy" and place.id == backend.device.id
     return backend.to_numpy(arr)
 
 
