@@ -243,6 +243,28 @@ def test_checks_of_chunked_data_read_flags_and_one_row_not_the_data(monkeypatch)
     assert read and max(read) <= 2  # flags, counts, and the one row a message shows
 
 
+def test_ctrl_c_in_a_step_leaves_the_weights_of_the_last_completed_one():
+    x, y = problem()
+    net = gdxp.Network(SIZES, seed=1, backend="dask")
+    settled, steps = net.backend.settled, []
+
+    def interrupted(gradients, loss):
+        steps.append(1)
+        if len(steps) == 6:  # while the sixth step's graph runs
+            raise KeyboardInterrupt
+        return settled(gradients, loss)
+
+    net.backend.settled = interrupted
+    fit = {"learning_rate": 0.5, "verbose": 0, "optimizer": "adam", "batch_size": 100, "shuffle": False}
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(*chunked(x, y), epochs=3, **fit)
+    reference = gdxp.Network(SIZES, seed=1)
+    reference.fit(x, y, epochs=1, **fit)
+    reference.fit(x[:100], y[:100], epochs=1, **fit)  # the fifth step: the first batch of the second epoch
+    assert_close_weights(reference, net)
+    assert net.optimizer.steps == 5
+
+
 def test_a_client_that_is_not_one_is_refused_before_anything_changes():
     x, y = problem()
     net = gdxp.Network(SIZES, seed=1, backend="dask")
