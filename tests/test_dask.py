@@ -304,6 +304,27 @@ def test_on_a_cluster_numpy_data_is_scattered_once_and_equals_numpy(client):
     with deadline(120), client.as_current():
         reference, lazy, expected, got = fit_both(x, y, epochs=30, optimizer="adam")
     assert_close_weights(reference, lazy)
+    np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_on_a_cluster_mini_batches_equal_numpy_in_order_or_shuffled_and_steps_stay_one_size(client, monkeypatch):
+    x, y = problem()
+    fit = {"epochs": 2, "batch_size": 30, "optimizer": "momentum"}
+    with deadline(180), client.as_current():
+        reference, lazy, expected, got = fit_both(x, y, **fit)
+        assert_close_weights(reference, lazy)
+        np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
+
+        reference = gdxp.Network(SIZES, seed=1)
+        monkeypatch.setattr(reference.backend, "shuffled", taking_chunkwise_order((CHUNK_ROWS,) * N_CHUNKS))
+        expected = reference.fit(x, y, learning_rate=0.5, verbose=0, **fit)
+        shuffled = gdxp.Network(SIZES, seed=1, backend="dask")
+        sizes = graph_sizes(shuffled.backend)
+        got = shuffled.fit(*chunked(x, y), learning_rate=0.5, verbose=0, **fit)
+    assert_close_weights(reference, shuffled)
+    np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
+    assert len(sizes) == 2 * -(-N_CHUNKS * CHUNK_ROWS // 30) and max(sizes) <= 40  # a batch spans 1 or 2 chunks
 
 
 @pytest.mark.slow
