@@ -7,9 +7,12 @@ what is meant.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Array", "Namespace"]
+__all__ = ["Array", "BatchGradients", "Namespace"]
 
 Array = Any
 Namespace = Any
+# backprop on one batch, as a backend runs it: (xp, weights, x, y) -> (gradients, mean loss or None, prediction)
+BatchGradients = Callable[[Namespace, Sequence[Array], Array, Array], tuple[list[Array], Array | None, Array]]

@@ -237,8 +237,8 @@ class Network:
         validation.check_flag(check_finite, "check_finite")
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y, check_values=check_finite)
-            grads, loss, _ = backprop.gradients(self.backend.xp, self._layers, self.loss, self._weights, inputs,
-                                                targets, want_loss=return_loss)
+            gradients = backprop.gradient_function(self._layers, self.loss, want_loss=return_loss)
+            grads, loss, _ = self.backend.batch_gradients(gradients, self._weights, inputs, targets)
             grads, loss = self.backend.settled(grads, loss)
             # a new list swapped in at once: an interrupted step never leaves half the weights updated
             self._weights = self._plain_descent.apply(self.backend.parameters.xp, self._weights, grads, rate)

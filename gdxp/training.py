@@ -166,11 +166,9 @@ def make_step(backend: Backend, layers: Sequence[backprop.Layer], loss: Loss, op
     weights W only (not the biases).
     """
     update, batch_gradients, settled = optimizer.update, backend.batch_gradients, backend.settled
+    gradients = backprop.gradient_function(layers, loss, want_loss=True)
     held = backend.parameters.xp
     decayed = [layer.weight_index for layer in layers]
-
-    def gradients(xp: Namespace, weights: Sequence[Array], x: Array, y: Array) -> tuple[list[Array], Array, Array]:
-        return backprop.gradients(xp, layers, loss, weights, x, y, want_loss=True)
 
     def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained

@@ -11,19 +11,14 @@ from typing import Any, ClassVar, Protocol
 import array_api_compat
 import numpy as np
 
-from .._typing import Array, Namespace
+from .._typing import Array, BatchGradients, Namespace
 
-__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "BatchGradients", "Compiler",
-           "host_array"]
+__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "Compiler", "host_array"]
 
 FLOAT_DTYPES = ("float32", "float64")
 # The math passes Python scalars to maximum/where and arithmetic, which the standard allows from 2024.12.
 ARRAY_API_VERSION = "2024.12"
 _DLPACK_CPU = 1  # kDLCPU, the device type of host memory in DLPack
-
-
-# backprop on one batch, as a backend runs it: (xp, weights, x, y) -> (gradients, mean loss or None, prediction)
-BatchGradients = Callable[[Namespace, Sequence[Array], Array, Array], tuple[list[Array], Array | None, Array]]
 
 
 class BackendUnavailableError(RuntimeError):

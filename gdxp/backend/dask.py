@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import Array
-from .base import Backend, BatchGradients, host_array, import_library, quiet_numpy
+from .._typing import Array, BatchGradients
+from .base import Backend, host_array, import_library, quiet_numpy
 from .numpy import NumpyBackend
 
 __all__ = ["CHUNK_BYTES", "DaskBackend", "chunkwise_order"]
