@@ -159,9 +159,10 @@ def make_step(backend: Backend, layers: Sequence[backprop.Layer], loss: Loss, op
 
     The gradients are taken at the weights from before the step, the loss is the batch's before it.
     Nothing in it reads or writes an object's changing attributes, so it can be traced as it is.
-    Backprop runs on the data's backend; the backend's :meth:`~gdxp.backend.Backend.settled` hands its
-    gradients and loss to the optimizer, which updates the weights where they live (its ``parameters``:
-    the same backend, or the client for Dask). ``weight_decay`` adds scikit-learn's L2 penalty,
+    Backprop runs through the backend's :meth:`~gdxp.backend.Backend.batch_gradients` (on the whole batch,
+    or a task per chunk on Dask), and its :meth:`~gdxp.backend.Backend.settled` hands the gradients and the
+    loss to the optimizer, which updates the weights where they live (the backend's ``parameters``: the
+    same backend, or the client for Dask). ``weight_decay`` adds scikit-learn's L2 penalty,
     ``weight_decay / 2 * sum(W**2)`` over the batch's samples, to the loss and its gradient, for the
     weights W only (not the biases).
     """
