@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Array", "BatchGradients", "Namespace"]
+__all__ = ["Array", "BatchMeans", "Namespace"]
 
 Array = Any
 Namespace = Any
-# backprop on one batch, as a backend runs it: (xp, weights, x, y) -> (gradients, mean loss or None, prediction)
-BatchGradients = Callable[[Namespace, Sequence[Array], Array, Array], tuple[list[Array], Array | None, Array]]
+# what a backend runs on a batch: (xp, weights, x, y) -> (means over its samples, prediction); the means are
+# the mean loss's gradients and the loss, or validation scores
+BatchMeans = Callable[[Namespace, Sequence[Array], Array, Array], tuple[list[Array], Array]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._typing import Array, BatchGradients, Namespace
+from ._typing import Array, BatchMeans, Namespace
 from .activations import Activation
 from .losses import Loss
 
@@ -78,13 +78,13 @@ def loss_and_prediction(xp: Namespace, layers: Sequence[Layer], loss: Loss, weig
     return output_loss(xp, layers[-1].activation, loss, activs[-1], sop, target), activs[-1]
 
 
-def gradient_function(layers: Sequence[Layer], loss: Loss, *, want_loss: bool) -> BatchGradients:
-    """:func:`gradients` for these layers and this loss as a function of ``(xp, weights, x, target)`` alone:
-    what a backend's ``batch_gradients`` runs, on a whole batch or (Dask) on each of its chunks."""
+def gradient_function(layers: Sequence[Layer], loss: Loss, *, want_loss: bool) -> BatchMeans:
+    """:func:`gradients` for these layers and this loss as what a backend's ``batch_means`` runs, on a whole
+    batch or (Dask) on each of its chunks: ``(xp, weights, x, target) -> (gradients [+ loss], prediction)``."""
 
-    def batch(xp: Namespace, weights: Sequence[Array], x: Array,
-              target: Array) -> tuple[list[Array], Array | None, Array]:
-        return gradients(xp, layers, loss, weights, x, target, want_loss=want_loss)
+    def batch(xp: Namespace, weights: Sequence[Array], x: Array, target: Array) -> tuple[list[Array], Array]:
+        grads, value, prediction = gradients(xp, layers, loss, weights, x, target, want_loss=want_loss)
+        return (grads if value is None else [*grads, value]), prediction
 
     return batch
 

@@ -226,7 +226,7 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
                     carried, value, _ = step(carried, xs[full:, ...], ys[full:, ...])
                     total = total + value * (n_samples - full)
                 value, prediction = total / n_samples, None
-            val_value = validation_scores(xp, net, carried[0], validation) if validated else value
+            val_value = validation_scores(backend, net, carried[0], validation) if validated else value
             return carried, (value, val_value, prediction if recorded else value)
 
         def maybe(carried: Trained, item: tuple[Array, Array | None, Array]) -> tuple[Trained, tuple[Array, ...]]:

@@ -238,8 +238,8 @@ class Network:
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y, check_values=check_finite)
             gradients = backprop.gradient_function(self._layers, self.loss, want_loss=return_loss)
-            grads, loss, _ = self.backend.batch_gradients(gradients, self._weights, inputs, targets)
-            grads, loss = self.backend.settled(grads, loss)
+            means = self.backend.settled(self.backend.batch_means(gradients, self._weights, inputs, targets)[0])
+            grads, loss = (means[:-1], means[-1]) if return_loss else (means, None)
             # a new list swapped in at once: an interrupted step never leaves half the weights updated
             self._weights = self._plain_descent.apply(self.backend.parameters.xp, self._weights, grads, rate)
             return loss

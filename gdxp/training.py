@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import backprop
-from ._typing import Array, Namespace
+from ._typing import Array, BatchMeans, Namespace
 from .backend import Backend
 from .history import History
 from .losses import Loss
@@ -159,22 +159,22 @@ def make_step(backend: Backend, layers: Sequence[backprop.Layer], loss: Loss, op
 
     The gradients are taken at the weights from before the step, the loss is the batch's before it.
     Nothing in it reads or writes an object's changing attributes, so it can be traced as it is.
-    Backprop runs through the backend's :meth:`~gdxp.backend.Backend.batch_gradients` (on the whole batch,
-    or a task per chunk on Dask), and its :meth:`~gdxp.backend.Backend.settled` hands the gradients and the
+    Backprop runs through the backend's :meth:`~gdxp.backend.Backend.batch_means` (on the whole batch, or
+    a task per chunk on Dask), and its :meth:`~gdxp.backend.Backend.settled` hands the gradients and the
     loss to the optimizer, which updates the weights where they live (the backend's ``parameters``: the
     same backend, or the client for Dask). ``weight_decay`` adds scikit-learn's L2 penalty,
     ``weight_decay / 2 * sum(W**2)`` over the batch's samples, to the loss and its gradient, for the
     weights W only (not the biases).
     """
-    update, batch_gradients, settled = optimizer.update, backend.batch_gradients, backend.settled
+    update, batch_means, settled = optimizer.update, backend.batch_means, backend.settled
     gradients = backprop.gradient_function(layers, loss, want_loss=True)
     held = backend.parameters.xp
     decayed = [layer.weight_index for layer in layers]
 
     def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained
-        grads, value, prediction = batch_gradients(gradients, weights, x, y)
-        grads, value = settled(grads, value)
+        means, prediction = batch_means(gradients, weights, x, y)
+        *grads, value = settled(means)
         if weight_decay:
             per_sample = weight_decay / x.shape[0]
             for index in decayed:
@@ -271,7 +271,6 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
     """Train ``net`` with its optimizer on data already checked and on its device, one step at a time;
     see :meth:`Network.fit` (and :mod:`gdxp.compiled` for backends that compile runs of epochs)."""
     backend, layers, loss = net.backend, net.layers, net.loss
-    xp = backend.xp
     scheduled = options.learning_rate_schedule is not None
 
     def step_at(rate: float) -> Step:
@@ -306,7 +305,7 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
                 else:
                     reported = [value]
                     if validation is not None:
-                        reported.append(validation_scores(xp, net, trained[0], validation))
+                        reported.append(validation_scores(backend, net, trained[0], validation))
                     if options.record_predictions:
                         reported.append(prediction)
                     values = _read(backend, reported)
@@ -332,11 +331,25 @@ def train(net: Network, inputs: Array, targets: Array, validation: tuple[Array, 
     return ledger.history
 
 
-def validation_scores(xp: Namespace, net: Network, weights: Sequence[Array], validation: tuple[Array, Array]) -> Array:
-    """The validation loss and, for class outputs, accuracy, as one 1-D array: one read from the device."""
-    value, prediction = backprop.loss_and_prediction(xp, net.layers, net.loss, weights, *validation)
-    correct = accuracy(xp, net.activations[-1].name, prediction, validation[1])
-    return xp.reshape(value, (1,)) if correct is None else xp.stack([value, xp.astype(correct, value.dtype)])
+def validation_scores(backend: Backend, net: Network, weights: Sequence[Array],
+                      validation: tuple[Array, Array]) -> Array:
+    """The validation loss and, for class outputs, accuracy, as one 1-D array: one read from the device
+    (on Dask, the means of a task per chunk of the validation data, computed here)."""
+    means, _ = backend.batch_means(_score_function(net), weights, *validation)
+    return backend.parameters.xp.stack(backend.settled(means))
+
+
+def _score_function(net: Network) -> BatchMeans:
+    """What :func:`validation_scores` has a backend run: ``(xp, weights, x, y) -> ([loss, accuracy], prediction)``,
+    the accuracy only for class outputs."""
+    layers, loss, output = net.layers, net.loss, net.activations[-1].name
+
+    def scores(xp: Namespace, weights: Sequence[Array], x: Array, y: Array) -> tuple[list[Array], Array]:
+        value, prediction = backprop.loss_and_prediction(xp, layers, loss, weights, x, y)
+        correct = accuracy(xp, output, prediction, y)
+        return ([value] if correct is None else [value, xp.astype(correct, value.dtype)]), prediction
+
+    return scores
 
 
 def _batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, targets: Array,

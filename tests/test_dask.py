@@ -70,9 +70,9 @@ def graph_sizes(backend):
     """Wrap ``backend.settled`` to record how many tasks each step's graph holds."""
     sizes, settled = [], backend.settled
 
-    def counting(gradients, loss):
-        sizes.append(len(dask.base.collections_to_expr([gradients, loss]).__dask_graph__()))
-        return settled(gradients, loss)
+    def counting(means):
+        sizes.append(len(dask.base.collections_to_expr(means).__dask_graph__()))
+        return settled(means)
 
     backend.settled = counting
     return sizes
@@ -156,8 +156,8 @@ def test_a_shuffled_mini_batch_step_reads_at_most_two_chunks():
     net = gdxp.Network(SIZES, seed=1, backend="dask")
     settled, per_step = net.backend.settled, []
 
-    def counting(gradients, loss):
-        result = settled(gradients, loss)
+    def counting(means):
+        result = settled(means)
         per_step.append(len(set(read)))
         read.clear()
         return result
@@ -192,6 +192,24 @@ def test_each_step_is_one_graph_of_the_same_size():
     assert len(sizes) == 30
     # the chunks of x and y, a task per chunk, a tree of additions: growing with the chunks, never with the steps
     assert sizes[1] == sizes[29] <= 5 * N_CHUNKS
+
+
+def test_validation_is_a_task_per_chunk_and_equals_numpy():
+    x, y = problem()
+    labels = (y[:, 0] > y[:, 1]).astype(int)
+    targets = np.eye(2)[labels]
+    fit = {"epochs": 4, "learning_rate": 0.5, "verbose": 0, "optimizer": "adam", "patience": 3}
+    reference = gdxp.Network(SIZES, output_activation="softmax", loss="cross_entropy", seed=1)
+    expected = reference.fit(x[:300], targets[:300], validation_data=(x[300:], targets[300:]), **fit)
+    lazy = gdxp.Network(SIZES, output_activation="softmax", loss="cross_entropy", seed=1, backend="dask")
+    sizes = graph_sizes(lazy.backend)
+    inputs, outputs = chunked(x, targets)
+    got = lazy.fit(inputs[:300], outputs[:300], validation_data=(inputs[300:], outputs[300:]), **fit)
+    assert_close_weights(reference, lazy)
+    np.testing.assert_allclose(got.val_loss, expected.val_loss, rtol=1e-12)
+    np.testing.assert_allclose(got.val_accuracy, expected.val_accuracy, rtol=1e-12)
+    # each epoch: a step over the 6 training chunks, then the validation over 2 chunks, each one graph
+    assert len(sizes) == 2 * 4 and max(sizes) <= 5 * N_CHUNKS and max(sizes[1::2]) <= 8 * 2
 
 
 def test_numpy_data_is_chunked_along_samples(monkeypatch):
@@ -248,11 +266,11 @@ def test_ctrl_c_in_a_step_leaves_the_weights_of_the_last_completed_one():
     net = gdxp.Network(SIZES, seed=1, backend="dask")
     settled, steps = net.backend.settled, []
 
-    def interrupted(gradients, loss):
+    def interrupted(means):
         steps.append(1)
         if len(steps) == 6:  # while the sixth step's graph runs
             raise KeyboardInterrupt
-        return settled(gradients, loss)
+        return settled(means)
 
     net.backend.settled = interrupted
     fit = {"learning_rate": 0.5, "verbose": 0, "optimizer": "adam", "batch_size": 100, "shuffle": False}
@@ -282,8 +300,9 @@ def test_a_client_that_is_not_one_is_refused_before_anything_changes():
 def client():
     distributed = pytest.importorskip("distributed")
     with deadline(120):
+        # any free port for the dashboard: pytest-xdist may start two clusters at once
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=50)
+                                           dashboard_address=":0", silence_logs=50)
         client = distributed.Client(cluster, set_as_default=False)  # each test says where it runs
     try:
         yield client
@@ -360,13 +379,13 @@ def test_a_worker_killed_mid_fit_costs_only_recomputation(client):
         victim = next(iter(client.run(os.getpid).values()))
         settled, killed, steps = disturbed.backend.settled, threading.Event(), []
 
-        def kill_in_the_fifth_step(gradients, loss):
+        def kill_in_the_fifth_step(means):
             steps.append(len(steps) + 1)
             if len(steps) == 5:  # while the step's graph is about to run
                 killer = threading.Thread(target=lambda: (os.kill(victim, signal.SIGKILL), killed.set()))
                 killer.start()
                 killer.join()
-            return settled(gradients, loss)
+            return settled(means)
 
         disturbed.backend.settled = kill_in_the_fifth_step
         disturbed.fit(*data, **fit)

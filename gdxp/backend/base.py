@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 import array_api_compat
 import numpy as np
 
-from .._typing import Array, BatchGradients, Namespace
+from .._typing import Array, BatchMeans, Namespace
 
 __all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "Compiler", "host_array"]
 
@@ -78,17 +78,19 @@ class Backend:
         is spread out and the weights are small (Dask: NumPy arrays on the client)."""
         return self
 
-    def batch_gradients(self, gradients: BatchGradients, weights: Sequence[Array], x: Array,
-                        y: Array) -> tuple[list[Array], Array | None, Array]:
-        """``gradients(xp, weights, x, y)``: backprop's gradients of the batch's mean loss, the loss and the
-        prediction, here on the whole batch in one go (Dask: a task per chunk, then a sum; see there)."""
-        return gradients(self.xp, weights, x, y)
+    def batch_means(self, function: BatchMeans, weights: Sequence[Array], x: Array,
+                    y: Array) -> tuple[Any, Array]:
+        """``function(xp, weights, x, y)``: means over the batch's samples (the mean loss's gradients and the
+        loss, or validation scores) and the prediction, here on the whole batch in one go (Dask: a task per
+        chunk, then a sum, the means as one lazy list; see there). Read the means through :meth:`settled`."""
+        return function(self.xp, weights, x, y)
 
-    def settled(self, gradients: list[Array], loss: Array | None) -> tuple[list[Array], Array | None]:
-        """A step's gradients and loss as :attr:`parameters` arrays that the optimizer updates the weights
-        with: as they are (no wait for the device), except where they are lazy (Dask computes them, in one
-        graph per step, so that no graph ever holds the steps before it)."""
-        return gradients, loss
+    def settled(self, means: Any) -> list[Array]:
+        """The means of :meth:`batch_means` as a list of :attr:`parameters` arrays (a step's gradients and
+        loss, which the optimizer updates the weights with): as they are, without waiting for the device,
+        except where they are lazy (Dask computes them, in one graph per step, so that no graph ever holds
+        the steps before it)."""
+        return means
 
     @property
     def device_name(self) -> str:

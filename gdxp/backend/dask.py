@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import Array, BatchGradients
+from .._typing import Array, BatchMeans
 from .base import Backend, host_array, import_library, quiet_numpy
 from .numpy import NumpyBackend
 
@@ -147,32 +147,31 @@ class DaskBackend(Backend):
             return self._dask.compute(*collections, scheduler="threads", pool=_context_pool())
         return self._dask.compute(*collections)
 
-    def batch_gradients(self, gradients: BatchGradients, weights: Sequence[Array], x: Array,
-                        y: Array) -> tuple[Any, Any, Array]:
-        """One task per chunk of the batch runs ``gradients`` in NumPy on its rows, each result weighted by
-        the chunk's share of the samples, and a tree of tasks adds them up pair by pair: about two tasks a
-        chunk a step, where the same math through Dask's array namespace takes some twenty. The gradients
-        and the loss come back lazy (:meth:`settled` computes them), the prediction as one lazy array of
-        the chunks' own predictions (computed only if it is read)."""
+    def batch_means(self, function: BatchMeans, weights: Sequence[Array], x: Array,
+                    y: Array) -> tuple[Any, Array]:
+        """One task per chunk of the batch runs ``function`` in NumPy on its rows, each mean weighted by the
+        chunk's share of the samples, and a tree of tasks adds them up pair by pair: about two tasks a chunk,
+        where the same math through Dask's array namespace takes some twenty. The means come back as one
+        lazy list (:meth:`settled` computes it), the prediction as one lazy array of the chunks' own
+        predictions (computed only if it is read)."""
         delayed = self._dask.delayed
         if y.chunks[0] != x.chunks[0]:
             y = y.rechunk({0: x.chunks[0]})
-        shared = delayed((gradients, self._parameters.xp, list(weights)), pure=False, traverse=False)  # one key
+        shared = delayed((function, self._parameters.xp, list(weights)), pure=False, traverse=False)  # one key
         chunks = [(x_chunk, y_chunk, count) for x_chunk, y_chunk, count
                   in zip(x.to_delayed().ravel(), y.to_delayed().ravel(), x.chunks[0]) if count]  # none empty
-        parts = [delayed(_chunk_gradients, pure=False)(shared, x_chunk, y_chunk, count / x.shape[0])
+        parts = [delayed(_chunk_means, pure=False)(shared, x_chunk, y_chunk, count / x.shape[0])
                  for x_chunk, y_chunk, count in chunks]
-        predictions = [self._da.from_delayed(part[2], shape=(count, y.shape[1]), dtype=self.dtype)
+        predictions = [self._da.from_delayed(part[1], shape=(count, y.shape[1]), dtype=self.dtype)
                        for part, (_, _, count) in zip(parts, chunks)]
         while len(parts) > 1:
             parts = [delayed(_add_chunks, pure=False)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
-        return parts[0][0], parts[0][1], self._da.concatenate(predictions)
+        return parts[0][0], self._da.concatenate(predictions)
 
-    def settled(self, gradients: Any, loss: Any) -> tuple[list[Array], Array | None]:
-        """The step's gradients and loss computed in one graph, as NumPy arrays on the client."""
-        values, value = self.compute(gradients, loss)
-        return [np.asarray(g) for g in values], value
+    def settled(self, means: Any) -> list[Array]:
+        """The means :meth:`batch_means` gave, computed in one graph, as NumPy arrays on the client."""
+        return [np.asarray(m) for m in self.compute(means)[0]]
 
     # -- what Dask does its own way ---------------------------------------------------------------
 
@@ -215,22 +214,21 @@ def _quiet_exp(block: np.ndarray) -> np.ndarray:
         return np.exp(block)
 
 
-def _chunk_gradients(shared: tuple[BatchGradients, Any, list[np.ndarray]], x: np.ndarray, y: np.ndarray,
-                     share: float) -> tuple[list[np.ndarray], Any, np.ndarray]:
-    """A chunk's gradients and loss, weighted by its ``share`` of the batch's samples, and its prediction;
-    with overflow and invalid values quiet, as in gdxp's own training (its loss check reports a NaN)."""
-    gradients, xp, weights = shared
+def _chunk_means(shared: tuple[BatchMeans, Any, list[np.ndarray]], x: np.ndarray, y: np.ndarray,
+                 share: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """A chunk's means, weighted by its ``share`` of the batch's samples, and its prediction; with overflow
+    and invalid values quiet, as in gdxp's own training (its loss check reports a NaN)."""
+    function, xp, weights = shared
     with quiet_numpy(True):
-        grads, value, prediction = gradients(xp, weights, x, y)
-        return [g * share for g in grads], None if value is None else value * share, prediction
+        means, prediction = function(xp, weights, x, y)
+        return [m * share for m in means], prediction
 
 
-def _add_chunks(first: tuple[list[np.ndarray], Any, Any], second: tuple[list[np.ndarray], Any, Any]) -> tuple[
-        list[np.ndarray], Any]:
-    """The summed gradients and losses of two (groups of) chunks."""
+def _add_chunks(first: tuple[list[np.ndarray], Any], second: tuple[list[np.ndarray], Any]) -> tuple[
+        list[np.ndarray], None]:
+    """The summed means of two (groups of) chunks."""
     with quiet_numpy(True):
-        grads = [a + b for a, b in zip(first[0], second[0], strict=True)]
-        return grads, None if first[1] is None else first[1] + second[1]
+        return [a + b for a, b in zip(first[0], second[0], strict=True)], None
 
 
 def _rechunked(arr: Array, chunks: dict[int, Any]) -> Array:
