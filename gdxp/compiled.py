@@ -23,6 +23,7 @@ import numpy as np
 from ._typing import Array
 from .backend import Backend, host_array
 from .history import History
+from .metrics import CLASS_OUTPUTS
 from .training import FitOptions, Ledger, Snapshot, Trained, all_finite, make_step, restorable, validation_scores
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
     backend, layers, loss, optimizer = net.backend, net.layers, net.loss, net.optimizer
     xp, compiler = backend.xp, backend.compiler
     full = n_samples // size * size  # samples in whole batches; the rest make one short batch
-    scores = 2 if net.activations[-1].name in ("softmax", "sigmoid") else 1  # validation loss (and accuracy)
+    scores = 2 if net.activations[-1].name in CLASS_OUTPUTS else 1  # validation loss (and accuracy)
     skip = _skipped(backend, n_samples, net.sizes[-1], recorded, scores if validated else 0)
 
     def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,

@@ -7,7 +7,9 @@ from typing import Any
 
 from ._typing import Array
 
-__all__ = ["accuracy", "r2", "score"]
+__all__ = ["CLASS_OUTPUTS", "accuracy", "r2", "score"]
+
+CLASS_OUTPUTS = ("softmax", "sigmoid")  # output activations whose values are class scores, scored by accuracy
 
 
 def accuracy(xp: Any, output_activation: str, prediction: Array, target: Array) -> Array | None:
@@ -16,12 +18,12 @@ def accuracy(xp: Any, output_activation: str, prediction: Array, target: Array) 
     softmax: the arg-max class matches the target's. sigmoid: each output, thresholded at 0.5,
     matches its target thresholded at 0.5 (so multi-label outputs count label by label).
     """
+    if output_activation not in CLASS_OUTPUTS:
+        return None
     if output_activation == "softmax":
         correct = xp.argmax(prediction, axis=-1) == xp.argmax(target, axis=-1)
-    elif output_activation == "sigmoid":
-        correct = (prediction > 0.5) == (target > 0.5)
     else:
-        return None
+        correct = (prediction > 0.5) == (target > 0.5)
     return xp.mean(xp.astype(correct, prediction.dtype))
 
 
