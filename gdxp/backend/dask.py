@@ -130,9 +130,6 @@ class DaskBackend(Backend):
             return np.asarray(self.compute(arr)[0])
         return np.asarray(arr)
 
-    def to_float(self, arr: Array) -> float:
-        return float(self.to_numpy(arr))
-
     def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
         return quiet_numpy(training)
 
