@@ -84,7 +84,9 @@ def gradient_function(layers: Sequence[Layer], loss: Loss, *, want_loss: bool) -
 
     def batch(xp: Namespace, weights: Sequence[Array], x: Array, target: Array) -> tuple[list[Array], Array]:
         grads, value, prediction = gradients(xp, layers, loss, weights, x, target, want_loss=want_loss)
-        return (grads if value is None else [*grads, value]), prediction
+        if value is not None:
+            grads.append(value)  # a list made by this call: the means are the gradients, then the loss
+        return grads, prediction
 
     return batch
 

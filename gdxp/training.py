@@ -174,7 +174,8 @@ def make_step(backend: Backend, layers: Sequence[backprop.Layer], loss: Loss, op
     def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained
         means, prediction = batch_means(gradients, weights, x, y)
-        *grads, value = settled(means)
+        grads = settled(means)
+        value = grads.pop()  # the loss, after the gradients
         if weight_decay:
             per_sample = weight_decay / x.shape[0]
             for index in decayed:
@@ -378,10 +379,9 @@ def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:
 def restorable(backend: Backend, net: Network, inputs: Array, targets: Array, *candidates: Trained) -> Trained:
     """The first of ``candidates`` whose weights are finite and give a finite loss on the training data
     (weights can be finite and still overflow the loss), else the last of them."""
-    xp = backend.xp
     for candidate in candidates:
         if all_finite(backend, candidate[0]):
-            value = backprop.loss_and_prediction(xp, net.layers, net.loss, candidate[0], inputs, targets)[0]
-            if math.isfinite(backend.to_float(value)):
+            value = backend.settled(backend.batch_means(_score_function(net), candidate[0], inputs, targets)[0])[0]
+            if math.isfinite(backend.parameters.to_float(value)):
                 return candidate
     return candidates[-1]
