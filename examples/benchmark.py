@@ -9,6 +9,10 @@ and their ratios to the floor, which stay meaningful on a shared, noisy machine.
 2. A 784-256-256-10 ReLU network with softmax and cross-entropy, batches of 256, float32.
 3. With ``--wide W``: a W-W-W-10 ReLU network at batch W, float32 (``--wide 4096`` on a GPU), with
    the rate each contender reaches against the backend's own measured W x W matrix-product rate.
+4. ``--widths`` (default 256 512 1024 2048): 784-W-W-10 ReLU/softmax networks, float32, an epoch of
+   ``--width-batches`` batches of 256 (in order), trained with SGD and with Adam: gdxp ``fit`` beside
+   PyTorch eager (autograd, ``torch.optim.SGD`` / ``Adam`` with its defaults), their times per step and
+   gdxp's over PyTorch's. ``--widths`` with no value skips it.
 
 Contenders:
 - floor: the leanest inline vectorized code for the same math (forward, loss, backward, update): NumPy
@@ -318,6 +322,58 @@ def matmul_rate(backend: str, size: int, repeats: int) -> float:
     return 2 * size**3 / statistics.median(times)
 
 
+# -- workload 4: widths, SGD and Adam, against PyTorch eager ---------------------------------------
+
+def width_runs(width: int, batches: int, epochs: int, optimizer: str) -> dict[str, Run]:
+    """gdxp ``fit`` and PyTorch eager training a 784-W-W-10 ReLU/softmax network with ``optimizer`` for
+    ``epochs`` epochs of ``batches`` batches of 256 in order, float32, from the same weights, each network
+    set up off the clock and trained on from run to run."""
+    import torch
+
+    sizes = (784, width, width, OUTPUTS)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batches * LARGE_BATCH, sizes[0])).astype(np.float32)
+    y = np.eye(OUTPUTS, dtype=np.float32)[rng.integers(0, OUTPUTS, batches * LARGE_BATCH)]
+    net = gdxp.Network(sizes, activation="relu", output_activation="softmax", loss="cross_entropy",
+                       init="he_normal", seed=0, dtype="float32")
+    params = [torch.tensor(w, requires_grad=True) for w in net.get_weights()]
+    chosen = torch.optim.SGD(params, lr=LARGE_RATE) if optimizer == "sgd" else torch.optim.Adam(params, lr=1e-3)
+    rate = LARGE_RATE if optimizer == "sgd" else 1e-3
+    inputs, targets = torch.tensor(x), torch.tensor(y)
+
+    def torch_epochs() -> None:
+        for _ in range(epochs):
+            for start in range(0, inputs.shape[0], LARGE_BATCH):
+                chosen.zero_grad()
+                loss = _torch_loss(torch, params, inputs[start:start + LARGE_BATCH],
+                                   targets[start:start + LARGE_BATCH], True)
+                loss.backward()
+                chosen.step()
+                loss.item()  # as gdxp reads each epoch's loss
+
+    steps = epochs * batches
+    return {"gdxp fit": Run(lambda: net.fit(x, y, epochs=epochs, learning_rate=rate, batch_size=LARGE_BATCH,
+                                            optimizer=optimizer, shuffle=False, verbose=0), steps),
+            "torch cpu": Run(torch_epochs, steps)}
+
+
+def report_widths(widths: list[int], batches: int, epochs: int, repeats: int) -> None:
+    """Workload 4's table: per width and optimizer, each contender's median and range of ms per step, and
+    gdxp's median over PyTorch's (below 1: gdxp ahead)."""
+    print(f"\n784-W-W-10 relu/softmax, float32, epochs of {batches} batches of {LARGE_BATCH}, {epochs} epochs a "
+          f"run: gdxp fit against PyTorch eager, ms per step (median, range)")
+    print(f"{'W':>6}{'optimizer':>11}{'gdxp fit':>22}{'torch cpu':>22}{'gdxp/torch':>12}")
+    for width in widths:
+        for optimizer in ("sgd", "adam"):
+            runs = width_runs(width, batches, epochs, optimizer)
+            seconds = measure(runs, repeats)
+            ms = {name: [1e3 * t / runs[name].steps for t in s] for name, s in seconds.items()}
+            cells = "".join(f"{statistics.median(v):>9.2f} ({min(v):.2f}-{max(v):.2f})".rjust(22)
+                            for v in ms.values())
+            ratio = statistics.median(ms["gdxp fit"]) / statistics.median(ms["torch cpu"])
+            print(f"{width:>6}{optimizer:>11}{cells}{ratio:>12.2f}")
+
+
 # -- shared pieces -----------------------------------------------------------------------------------
 
 def compiles(backend: str, device: str | None) -> bool:
@@ -501,7 +557,11 @@ def main() -> None:
     parser.add_argument("--wide", type=int, default=0,
                         help="width W of workload 3, W-W-W-10 at batch W (4096 on a GPU; 0 skips it)")
     parser.add_argument("--wide-steps", type=int, default=20, help="steps of workload 3 per run")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--widths", type=int, nargs="*", default=[256, 512, 1024, 2048],
+                        help="widths W of workload 4, 784-W-W-10 with SGD and Adam against PyTorch (none: skip it)")
+    parser.add_argument("--width-batches", type=int, default=8, help="batches of 256 in an epoch of workload 4")
+    parser.add_argument("--width-epochs", type=int, default=2, help="epochs of workload 4 per run")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each contender, interleaved")
     parser.add_argument("--backend", default="numpy", choices=gdxp.backend.BACKEND_NAMES)
     args = parser.parse_args()
     x64 = enable_jax_float64()  # first, before any JAX array exists: the script's choice, not gdxp's
@@ -533,6 +593,10 @@ def main() -> None:
         runs = relu_workload(args.backend, sizes, args.wide, args.wide_steps, Others(torch=others.torch),
                              gpu_only_torch=on_gpu)
         report(title, runs, measure(runs, args.repeats), flops=training_flops(sizes, args.wide), peak=peak)
+    if args.widths and others.torch:
+        report_widths(args.widths, args.width_batches, args.width_epochs, args.repeats)
+    elif args.widths:
+        print("\nworkload 4 left out: it compares against PyTorch, which cannot run here")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """gdxp: neural networks trained by backpropagation and gradient descent, on any array library.
 
 The math is written once against the Python array API standard; :mod:`gdxp.backend` picks the
-array library and device (NumPy, CuPy, PyTorch, JAX or array_api_strict) at run time.
+array library and device (NumPy, CuPy, PyTorch, JAX, array_api_strict, or Dask across a cluster) at run
+time.
 """
 
 from . import optimizers
@@ -9,9 +10,10 @@ from .availability import BackendStatus, available_backends, backend_status
 from .backend import Backend, BackendUnavailableError, get_backend
 from .gradcheck import check_gradients
 from .history import History
-from .network import Network, load
+from .hooks import StoppingRule, TrainingDiverged
+from .loading import load
+from .network import Network
 from .trace import Trace, TraceStep
-from .training import TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -21,6 +23,7 @@ __all__ = [
     "BackendUnavailableError",
     "History",
     "Network",
+    "StoppingRule",
     "Trace",
     "TraceStep",
     "TrainingDiverged",

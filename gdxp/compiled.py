@@ -1,14 +1,15 @@
 """Training compiled whole, on a backend that traces (JAX): runs of epochs as one program on the device.
 
-The step is the engine's own (:func:`gdxp.training.make_step`: backprop, then the optimizer's pure
-update), traced by the backend's :class:`~gdxp.backend.base.Compiler` with the epoch loop around it: a
-scan over an epoch's batches inside a scan over a chunk of epochs. Weights, optimizer state and the step
-count stay on the device; the learning rate, the step count and the data are arguments, never constants
-of the program, so a new rate or new data of the same shapes runs the same program. Each chunk's losses
-(validation losses, recorded predictions) are read once, and the eager loop's
-:class:`~gdxp.training.Ledger` turns them into the history, the progress bar, early stopping and
-divergence. Where a run ends inside a chunk, the chunk is replayed from its start up to that epoch by
-the same program, which runs only the first ``count`` epochs of a chunk.
+:class:`CompiledRunner` is the training loop's runner (:mod:`gdxp.training`, :mod:`gdxp.runner`) for such a
+backend. The step is the engine's own (:func:`gdxp.steps.make_step`: backprop, then the optimizer's update,
+pure on JAX's immutable arrays), traced by the backend's :class:`~gdxp.backend.base.Compiler` with the epoch
+loop around it: a scan over an epoch's batches inside a scan over a run of epochs. Weights, optimizer state
+and the step count stay on the device; the learning rates, the step count and the data are arguments, never
+constants of the program, so new rates or new data of the same shapes run the same program. Each run's numbers
+are read once. Where the loop needs the state inside a run (a hook stopped it there, or it diverged there),
+the run is replayed from its start up to that epoch by the same program, which runs only the first ``count``
+epochs of a run. A callback that looks at the network makes every run one epoch long, so that it sees each
+epoch's weights.
 """
 
 from __future__ import annotations
@@ -16,104 +17,107 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ._typing import Array
+from .architecture import Architecture
 from .backend import Backend, host_array
-from .history import History
-from .metrics import CLASS_OUTPUTS
-from .training import FitOptions, Ledger, Snapshot, Trained, all_finite, make_step, restorable, validation_scores
+from .metrics import metric_name
+from .optimizers import Optimizer
+from .options import FitOptions
+from .runner import Model, Numbers
+from .state import TrainState
+from .steps import Trained, UpdateGuard, make_step, scores
 
-if TYPE_CHECKING:
-    from .network import Network
-
-__all__ = ["CHUNK_SECONDS", "train_compiled"]
+__all__ = ["CHUNK_SECONDS", "CompiledRunner"]
 
 CHUNK_SECONDS = 0.25  # about how long one compiled run of epochs should take, so the progress bar moves
-_PROGRAMS: dict[tuple[Any, ...], Callable[..., Any]] = {}  # compiled once per network shape and settings
+_PROGRAMS: dict[tuple[Any, ...], tuple[Callable[..., Any], Architecture]] = {}  # per network and settings
 _MAX_PROGRAMS = 32
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    """A run of epochs: the state before its first epoch, that epoch's number and the shuffled orders."""
+    """A run of epochs: the state before its first epoch, that epoch's number, the shuffled orders, the
+    rates, and where the shuffling generator stood before the orders were drawn."""
 
-    start: Trained
+    start: TrainState
     first_epoch: int
     orders: Array | None
     rates: Array
+    drawn_from: dict[str, Any] | None
 
 
-def train_compiled(net: Network, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
-                   options: FitOptions) -> History:
-    """:func:`gdxp.training.train`, compiled: the same results, a chunk of epochs per call to the device."""
-    backend = net.backend
-    n_samples = inputs.shape[0]
-    size = options.batch_size_for(n_samples)
-    rng = net.shuffle_rng if options.shuffle and size < n_samples else None
-    length = _chunk_length(net.sizes, n_samples, size, options.epochs)
-    snapshot = net.snapshot()
-    state = [list(slot) for slot in snapshot.optimizer_state] or net.optimizer.initial_state(backend.parameters.xp,
-                                                                                                 snapshot.weights)
-    trained: Trained = (list(snapshot.weights), state, backend.asarray(snapshot.steps, dtype=backend.index_dtype))
-    program, seconds = _program(net, trained, inputs, targets, validation, options, size, length,
-                                shuffled=rng is not None)
-    data = (inputs, targets, *(validation or ()))
+class CompiledRunner:
+    """Runs of epochs as one compiled program each; see the module's docstring."""
 
-    def run(chunk: _Chunk, count: int) -> tuple[Trained, tuple[Array, Array, Array]]:
-        return program(chunk.start, chunk.orders, chunk.rates, backend.asarray(count, dtype=backend.index_dtype),
-                       *data)
+    def __init__(self, model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
+                 options: FitOptions, guard: UpdateGuard | None, watched: bool) -> None:
+        backend = self.backend = model.backend
+        self.options = options
+        self.n_samples = inputs.shape[0]
+        size = options.batch_size_for(self.n_samples)
+        self.rng = model.shuffle_rng if options.shuffle and size < self.n_samples else None
+        self.length_cap = 1 if watched else _chunk_length(model.architecture.sizes, self.n_samples, size,
+                                                          options.epochs)
+        start = _trained(backend, model.state)
+        self.program, seconds = _program(backend, model.architecture, model.optimizer, start, inputs, targets,
+                                         validation, options, size, self.length_cap, shuffled=self.rng is not None)
+        self.compile_seconds = seconds
+        self.data = (inputs, targets, *(validation or ()))
+        self.validated = validation is not None
+        self._chunk: _Chunk | None = None
+        self._previous: _Chunk | None = None
 
-    ledger = Ledger(options)
-    if seconds:
-        ledger.progress.note(f"compiled {length} epochs per call in {seconds:.2f} s")
-    ledger.history.compile_seconds = seconds
-    previous: _Chunk | None = None  # the chunk before the one running, for the state before its first epoch
-    best: tuple[_Chunk, int] | None = None  # the chunk of the best epoch so far, and how far into it
-    chunk, count = None, 0
+    def length(self, remaining: int) -> int:
+        return min(self.length_cap, remaining)
 
-    def before(chunk: _Chunk, earlier: _Chunk | None, index: int) -> Trained:
-        """The state before the chunk's epoch ``index`` (from 0; -1 is the epoch before the chunk)."""
-        if index >= 0:
-            return run(chunk, index)[0] if index else chunk.start
-        return chunk.start if earlier is None else run(earlier, chunk.first_epoch - earlier.first_epoch + index)[0]
+    def run(self, state: TrainState, epoch: int, count: int) -> tuple[TrainState, Numbers]:
+        drawn_from = None if self.rng is None else self.rng.bit_generator.state
+        chunk = _Chunk(state, epoch, _orders(self.backend, self.rng, self.n_samples, count, self.length_cap),
+                       _rates(self.backend, self.options.rates(epoch, count), self.length_cap), drawn_from)
+        self._previous, self._chunk = self._chunk, chunk
+        ran, outputs = self._replay(chunk, count)
+        return ran, _read(self.backend, outputs, count, self.validated, self.options.record_predictions)
 
-    try:
-        epoch = 1
-        while epoch <= options.epochs:
-            previous = chunk
-            count = min(length, options.epochs - epoch + 1)
-            drawn_from = None if rng is None else rng.bit_generator.state
-            chunk = _Chunk(trained, epoch, _orders(backend, rng, n_samples, count, length),
-                           _rates(backend, options.rates_from(epoch, count), length))
-            trained, outputs = run(chunk, count)
-            recorded = ledger.add_run(epoch, *_read(backend, outputs, count, validation is not None,
-                                                    options.record_predictions))
-            best_epoch = ledger.history.best_epoch
-            if best_epoch is not None and best_epoch >= epoch:
-                best = (chunk, best_epoch - epoch + 1)
-            stopped = ledger.history.stopped_early
-            if stopped or recorded < count:  # the run ends inside this chunk: out of patience, or diverged
-                _redraw(rng, drawn_from, n_samples, recorded if stopped else recorded + 1)
-                if stopped:
-                    trained = run(chunk, recorded)[0]
-                    break
-                candidates = before(chunk, previous, recorded), before(chunk, previous, recorded - 1)
-                trained = restorable(backend, net, inputs, targets, *candidates)
-                ledger.diverged(epoch + recorded)
-            epoch += count
-        if best is not None:  # the best weights come back; the optimizer's state goes on
-            trained = (run(*best)[0][0], *trained[1:])
-        elif chunk is not None and not all_finite(backend, trained[0]):  # made by the last step: no loss saw them
-            candidates = before(chunk, previous, count - 1), before(chunk, previous, count - 2)
-            trained = restorable(backend, net, inputs, targets, *candidates)
-            ledger.diverged(chunk.first_epoch + count - 1)
-    finally:
-        ledger.close()
-        net.restore(Snapshot(trained[0], trained[1], int(backend.to_numpy(trained[2]))))
-    return ledger.history
+    def before(self, epoch: int) -> TrainState | None:
+        for chunk in (self._chunk, self._previous):
+            if chunk is not None and chunk.first_epoch <= epoch < chunk.first_epoch + self.length_cap:
+                return self._replay(chunk, epoch - chunk.first_epoch)[0]
+        return None
+
+    def rewind(self, count: int) -> TrainState:
+        chunk = self._chunk
+        _redraw(self.rng, chunk.drawn_from, self.n_samples, count)
+        return self._replay(chunk, count)[0]
+
+    def keep(self, count: int, state: TrainState) -> tuple[_Chunk, int]:
+        return self._chunk, count
+
+    def kept(self, handle: tuple[_Chunk, int]) -> TrainState:
+        return self._replay(*handle)[0]
+
+    def latest(self, state: TrainState) -> TrainState:
+        return state
+
+    def _replay(self, chunk: _Chunk, count: int) -> tuple[TrainState, tuple[Array, Array, Array]]:
+        """The state after the first ``count`` epochs of ``chunk`` (its start for 0), and their outputs."""
+        if count == 0:
+            return chunk.start, ()
+        backend = self.backend
+        trained, outputs = self.program(_trained(backend, chunk.start), chunk.orders, chunk.rates,
+                                        backend.asarray(count, dtype=backend.index_dtype), *self.data)
+        weights, optimizer_state, steps = trained
+        return TrainState(list(weights), [list(slot) for slot in optimizer_state], int(backend.to_numpy(steps)),
+                          chunk.first_epoch + count - 1, chunk.start.patience), outputs
+
+
+def _trained(backend: Backend, state: TrainState) -> Trained:
+    """A state as the program's carry: the step count a device array."""
+    return (list(state.weights), [list(slot) for slot in state.optimizer_state],
+            backend.asarray(state.steps, dtype=backend.index_dtype))
 
 
 def _redraw(rng: np.random.Generator | None, drawn_from: dict[str, Any] | None, n_samples: int, epochs: int) -> None:
@@ -146,11 +150,11 @@ def _rates(backend: Backend, rates: Sequence[float], length: int) -> Array:
 
 
 def _read(backend: Backend, outputs: tuple[Array, Array, Array], count: int, validated: bool,
-          recorded: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+          recorded: bool) -> Numbers:
     """A chunk's reported numbers on the host (one wait), cut to the epochs that ran."""
-    losses, val_losses, predictions = (backend.to_numpy(a) for a in outputs)
-    return (losses[:count].astype(np.float64), val_losses[:count].astype(np.float64) if validated else None,
-            predictions[:count] if recorded else None)
+    losses, val_scores, predictions = (backend.to_numpy(a) for a in outputs)
+    return Numbers(losses[:count].astype(np.float64), val_scores[:count].astype(np.float64) if validated else None,
+                   predictions[:count] if recorded else None)
 
 
 def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) -> int:
@@ -169,19 +173,22 @@ def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) 
     return min(length, -(-epochs // grain) * grain)
 
 
-def _program(net: Network, start: Trained, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
-             options: FitOptions, size: int, length: int, *, shuffled: bool) -> tuple[Callable[..., Any], float]:
-    """The compiled chunk for this network, data shapes and settings (``start``, the state it begins from,
-    stands for the states it will be given), and the seconds compiling took (0 when an earlier fit did)."""
-    backend, optimizer = net.backend, net.optimizer
-    key = (backend.name, backend.device_name, backend.dtype_name, net.sizes, tuple(a.name for a in net.activations),
-           net.bias, net.loss.name, type(optimizer), tuple(optimizer.hyperparameters().items()), options.weight_decay,
-           tuple(inputs.shape), tuple(targets.shape), None if validation is None else tuple(validation[0].shape),
-           size, length, shuffled, options.record_predictions, bool(options.rates))
+def _program(backend: Backend, architecture: Architecture, optimizer: Optimizer, start: Trained, inputs: Array,
+             targets: Array, validation: tuple[Array, Array] | None, options: FitOptions, size: int, length: int, *,
+             shuffled: bool) -> tuple[Callable[..., Any], float]:
+    """The compiled run for this architecture, optimizer, data shapes and settings (``start``, the state it
+    begins from, stands for the states it will be given), and the seconds compiling took (0 when an earlier
+    fit did). The cache keys on what the math is: the architecture's activation and loss objects
+    themselves (:meth:`~gdxp.architecture.Architecture.key`), never their names."""
+    scheduled = options.schedule is not None
+    key = (backend.name, backend.device_name, backend.dtype_name, architecture.key(), type(optimizer),
+           tuple(optimizer.hyperparameters().items()), options.weight_decay, tuple(inputs.shape),
+           tuple(targets.shape), None if validation is None else tuple(validation[0].shape), size, length, shuffled,
+           options.record_predictions, scheduled)
     if key in _PROGRAMS:
-        return _PROGRAMS[key], 0.0
-    chunk = _chunk_function(net, inputs.shape[0], size, length, validation is not None, options.record_predictions,
-                            options.weight_decay, scheduled=bool(options.rates))
+        return _PROGRAMS[key][0], 0.0
+    chunk = _chunk_function(backend, architecture, optimizer, inputs.shape[0], size, length, validation is not None,
+                            options.record_predictions, options.weight_decay, scheduled=scheduled)
     example = (start,
                _orders(backend, np.random.default_rng(0), inputs.shape[0], 0, length) if shuffled else None,
                backend.zeros((length,)), backend.asarray(0, dtype=backend.index_dtype),
@@ -189,27 +196,27 @@ def _program(net: Network, start: Trained, inputs: Array, targets: Array, valida
     program, seconds = backend.compiler.compile(chunk, *example)
     if len(_PROGRAMS) >= _MAX_PROGRAMS:
         _PROGRAMS.pop(next(iter(_PROGRAMS)))
-    _PROGRAMS[key] = program
+    _PROGRAMS[key] = program, architecture
     return program, seconds
 
 
-def _chunk_function(net: Network, n_samples: int, size: int, length: int, validated: bool,
-                    recorded: bool, weight_decay: float, *, scheduled: bool) -> Callable[..., Any]:
+def _chunk_function(backend: Backend, architecture: Architecture, optimizer: Optimizer, n_samples: int, size: int,
+                    length: int, validated: bool, recorded: bool, weight_decay: float, *,
+                    scheduled: bool) -> Callable[..., Any]:
     """``chunk(trained, orders, rates, count, x, y[, x_val, y_val])``: the first ``count`` of ``length``
     epochs from ``trained``, each at its rate (one for all, unless ``scheduled``); returns the state after
     them and each epoch's (loss, validation loss, prediction), as the eager loop computes them."""
-    backend, layers, loss, optimizer = net.backend, net.layers, net.loss, net.optimizer
     xp, compiler = backend.xp, backend.compiler
     full = n_samples // size * size  # samples in whole batches; the rest make one short batch
-    scores = 2 if net.activations[-1].name in CLASS_OUTPUTS else 1  # validation loss (and accuracy)
-    skip = _skipped(backend, n_samples, net.sizes[-1], recorded, scores if validated else 0)
+    n_scores = 2 if metric_name(architecture.loss) == "accuracy" else 1  # the validation loss (and accuracy)
+    skip = _skipped(backend, n_samples, architecture.sizes[-1], recorded, n_scores if validated else 0)
 
     def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,
               *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
-        fixed = None if scheduled else make_step(backend, layers, loss, optimizer, rates[0], weight_decay)
+        fixed = None if scheduled else make_step(backend, architecture, optimizer, rates[0], weight_decay)
 
         def epoch(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
-            step = fixed or make_step(backend, layers, loss, optimizer, rate, weight_decay)
+            step = fixed or make_step(backend, architecture, optimizer, rate, weight_decay)
 
             def batch(carried: Trained, pair: tuple[Array, Array]) -> tuple[Trained, Array]:
                 carried, value, _ = step(carried, *pair)
@@ -227,7 +234,7 @@ def _chunk_function(net: Network, n_samples: int, size: int, length: int, valida
                     carried, value, _ = step(carried, xs[full:, ...], ys[full:, ...])
                     total = total + value * (n_samples - full)
                 value, prediction = total / n_samples, None
-            val_value = validation_scores(backend, net, carried[0], validation) if validated else value
+            val_value = scores(backend, architecture, carried[0], validation) if validated else value
             return carried, (value, val_value, prediction if recorded else value)
 
         def maybe(carried: Trained, item: tuple[Array, Array | None, Array]) -> tuple[Trained, tuple[Array, ...]]:

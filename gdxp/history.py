@@ -19,11 +19,12 @@ class History:
 
     ``loss``: the mean training loss of each epoch, over the batches as they were met (before their
     updates). ``val_loss``: the loss on ``validation_data`` after each epoch (empty without it), and
-    ``val_accuracy`` its accuracy, for softmax and sigmoid outputs.
+    ``val_accuracy`` its accuracy where the loss is a cross-entropy (:mod:`gdxp.metrics`).
     ``predictions``: with ``record_predictions=True``, each epoch's prediction for the training data,
     from the forward pass of that epoch's step (the tutorials printed these). ``best_epoch``: with
-    ``patience``, the epoch (counted from 1) whose weights the network kept. ``stopped_early``: whether
-    patience ended the run before ``epochs``. ``compile_seconds``: on a backend that compiles training
+    ``patience``, the epoch of the best validation loss so far (the network's epoch, counted from 1 at its
+    first; a stop restores its weights). ``stopped_early``: whether patience or a callback ended the run
+    before ``epochs``. ``compile_seconds``: on a backend that compiles training
     (JAX), the time this fit spent compiling (0 when an earlier fit had compiled the same program).
     """
 

@@ -1,26 +1,28 @@
-"""The scores ``evaluate`` reports beside the loss, written against the array API: accuracy for class
-scores, R² for regression outputs."""
+"""The score ``evaluate`` reports beside the loss, chosen by the loss and written against the array API:
+accuracy where the loss is a cross-entropy (its predictions are class probabilities), R² where it is a
+squared error (its predictions are values)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ._typing import Array
+from .losses import Loss
 
-__all__ = ["CLASS_OUTPUTS", "accuracy", "r2", "score"]
-
-CLASS_OUTPUTS = ("softmax", "sigmoid")  # output activations whose values are class scores, scored by accuracy
+__all__ = ["accuracy", "metric_name", "r2", "score"]
 
 
-def accuracy(xp: Any, output_activation: str, prediction: Array, target: Array) -> Array | None:
-    """Fraction of correct predictions (0-d), or None for outputs that are not class scores.
+def metric_name(loss: Loss) -> str:
+    """``"accuracy"`` for a loss on probabilities (the cross-entropies), else ``"r2"``."""
+    return "accuracy" if loss.target_range is not None else "r2"
 
-    softmax: the arg-max class matches the target's. sigmoid: each output, thresholded at 0.5,
-    matches its target thresholded at 0.5 (so multi-label outputs count label by label).
-    """
-    if output_activation not in CLASS_OUTPUTS:
-        return None
-    if output_activation == "softmax":
+
+def accuracy(xp: Any, loss: Loss, prediction: Array, target: Array) -> Array:
+    """Fraction of correct predictions (0-d). With ``cross_entropy`` over two or more outputs, one class
+    per sample: the arg-max class matches the target's. Otherwise (binary cross-entropy, or one output)
+    each output is a label of its own: thresholded at 0.5, it matches its target thresholded at 0.5 (so
+    multi-label outputs count label by label)."""
+    if loss.name == "cross_entropy" and prediction.shape[-1] > 1:
         correct = xp.argmax(prediction, axis=-1) == xp.argmax(target, axis=-1)
     else:
         correct = (prediction > 0.5) == (target > 0.5)
@@ -38,7 +40,7 @@ def r2(xp: Any, prediction: Array, target: Array) -> Array:
     return xp.mean(xp.where(spread > 0.0, 1.0 - residual / safe, constant))
 
 
-def score(xp: Any, output_activation: str, prediction: Array, target: Array) -> tuple[str, Array]:
-    """The score that fits the output: ``("accuracy", ...)`` for class scores, else ``("r2", ...)``."""
-    correct = accuracy(xp, output_activation, prediction, target)
-    return ("r2", r2(xp, prediction, target)) if correct is None else ("accuracy", correct)
+def score(xp: Any, loss: Loss, prediction: Array, target: Array) -> tuple[str, Array]:
+    """The score that fits the loss, with its name: ``("accuracy", ...)`` or ``("r2", ...)``."""
+    name = metric_name(loss)
+    return name, accuracy(xp, loss, prediction, target) if name == "accuracy" else r2(xp, prediction, target)

@@ -1,12 +1,13 @@
 """Optimizers: how a gradient becomes a weight update.
 
-:meth:`Optimizer.update` is a pure function of arrays: ``(weights, gradients, state, learning_rate,
-step)`` in, new weights and new state out, nothing changed in place or on the object. The state
-(velocities, moment estimates) is arrays beside the weights, on the same device. The training loop
-calls ``update`` and keeps weights and state itself; :meth:`Optimizer.apply` is the stateful
-convenience that keeps them on the optimizer (``state``, ``steps``), as :meth:`Network.step` uses it.
-Either way new arrays come back and are swapped in at once, so an interrupted step never leaves half
-the weights updated.
+An optimizer object holds only its settings. Its state (velocities, moment estimates: ``state_size`` lists
+of arrays shaped like the weights, beside them on the same device) and the step count live in the
+training state (:class:`gdxp.state.TrainState`), which the training loop carries from step to step.
+:meth:`Optimizer.update` is written once with augmented operators (``m *= beta1``): on arrays that can
+change in place (NumPy, CuPy, torch) it updates the weights and the state where they are, using the
+gradients as scratch space, with a few temporaries; on immutable arrays (JAX) the same lines build new
+ones. Either way it returns the arrays to use from then on. Plain descent (:class:`SGD`, no state)
+writes the new weights into the gradients' buffers, so the weights it was given stay as they were.
 """
 
 from __future__ import annotations
@@ -22,20 +23,17 @@ from .validation import check_positive_number
 
 __all__ = ["OPTIMIZERS", "Adam", "AdamW", "Momentum", "Optimizer", "SGD", "get_optimizer"]
 
+State = list[list[Array]]
+
 
 class Optimizer:
-    """Base class: ``update`` computes new weights and state; ``apply`` also keeps the state here.
-
-    ``state`` holds per-weight arrays (``state_size`` lists of them, empty before the first step);
-    ``steps`` counts the steps taken.
-    """
+    """Base class: the settings of an update rule; :meth:`init` makes its state, :meth:`update` takes a step."""
 
     name = "optimizer"
     state_size = 0  # arrays of state kept per weight array
 
     def __init__(self) -> None:
-        self.steps = 0
-        self.state: list[list[Array]] = []
+        """No settings (a subclass adds its own): a setting given anyway is named in the TypeError."""
 
     def hyperparameters(self) -> dict[str, float | bool]:
         """The settings that define this optimizer (saved with a model, shown in its repr)."""
@@ -45,52 +43,46 @@ class Optimizer:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({settings})"
 
-    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
-               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        """New weights and new state after step number ``step`` (from 1); empty ``state`` starts at zero.
-
-        Pure: reads only its arguments and the settings, changes nothing in place.
-        """
-        raise NotImplementedError
-
-    def initial_state(self, xp: Namespace, weights: Sequence[Array]) -> list[list[Array]]:
+    def init(self, xp: Namespace, weights: Sequence[Array]) -> State:
         """The state before the first step: ``state_size`` lists of zeros shaped like the weights."""
         return [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
 
-    def apply(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array],
-              learning_rate: float) -> list[Array]:
-        """New weights after one :meth:`update`; keeps its state and counts the step here (swapped in only
-        once all are computed, after checking the state fits these weights)."""
-        if self.state:
-            self.check_state([tuple(w.shape) for w in weights])
-        step = self.steps + 1
-        new_weights, new_state = self.update(xp, weights, grads, self.state, learning_rate, step)
-        self.state, self.steps = new_state, step
-        return new_weights
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
+               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+        """The weights and state after step number ``step`` (from 1); ``state`` as :meth:`init` made it or
+        an earlier update returned it. Mutable arrays are changed in place (``grads`` too: they are
+        scratch), immutable ones replaced; use what comes back."""
+        raise NotImplementedError
 
-    def check_state(self, expected: Sequence[tuple[int, ...]]) -> None:
-        """Refuse state that belongs to a network whose weights have other shapes than ``expected``."""
+    def check_state(self, state: State, expected: Sequence[tuple[int, ...]]) -> None:
+        """Refuse ``state`` made for weights of other shapes than ``expected``."""
         expected = [tuple(shape) for shape in expected]
-        for slot in self.state:
+        if state and len(state) != self.state_size:
+            raise ValueError(f"{type(self).__name__} keeps {self.state_size} arrays of state per weight, "
+                             f"got {len(state)}")
+        for slot in state:
             shapes = [tuple(a.shape) for a in slot]
             if shapes != expected:
-                raise ValueError(f"{type(self).__name__} holds state for weights of shapes {shapes}, "
-                                 f"but this network's are {expected}; use a new optimizer")
+                raise ValueError(f"{type(self).__name__} state for weights of shapes {shapes} does not fit "
+                                 f"this network's {expected}; use a new optimizer")
 
 
 class SGD(Optimizer):
-    """Plain gradient descent, ``W -= learning_rate * grad``: the tutorials' ``update_w``."""
+    """Plain gradient descent, ``W -= learning_rate * grad``: the tutorials' ``update_w``. The new weights
+    are written into the gradients' buffers (``-lr * g + W``, the same number), so no array is allocated
+    and the weights given stay as they were."""
 
     name = "sgd"
 
-    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
-               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        return [w - learning_rate * g for w, g in zip(weights, grads)], state
-
-    def apply(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array],
-              learning_rate: float) -> list[Array]:
-        self.steps += 1  # no state to keep: the update's one expression, without a call on Network.step's path
-        return [w - learning_rate * g for w, g in zip(weights, grads)]
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
+               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+        rate = -learning_rate
+        for index, w in enumerate(weights):
+            g = grads[index]
+            g *= rate
+            g += w
+            grads[index] = g  # on immutable arrays, the new one
+        return grads, state
 
 
 class Momentum(Optimizer):
@@ -103,7 +95,6 @@ class Momentum(Optimizer):
     state_size = 1
 
     def __init__(self, momentum: float = 0.9, *, nesterov: bool = False) -> None:
-        super().__init__()
         self.momentum = _check_fraction(momentum, "momentum")
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
@@ -112,15 +103,22 @@ class Momentum(Optimizer):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
-               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        previous = (state or self.initial_state(xp, weights))[0]
-        velocities = [self.momentum * v - learning_rate * g for v, g in zip(previous, grads)]
-        if self.nesterov:
-            steps = [self.momentum * v - learning_rate * g for v, g in zip(velocities, grads)]
-        else:
-            steps = velocities
-        return [w + s for w, s in zip(weights, steps)], [velocities]
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
+               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+        momentum, new_weights, velocities = self.momentum, [], []
+        for w, g, v in zip(weights, grads, state[0]):
+            g *= learning_rate  # lr * grad
+            v *= momentum
+            v -= g
+            if self.nesterov:
+                ahead = momentum * v
+                ahead -= g
+                w += ahead
+            else:
+                w += v
+            new_weights.append(w)
+            velocities.append(v)
+        return new_weights, [velocities]
 
 
 class Adam(Optimizer):
@@ -134,7 +132,6 @@ class Adam(Optimizer):
     state_size = 2
 
     def __init__(self, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8) -> None:
-        super().__init__()
         self.beta1 = _check_fraction(beta1, "beta1")
         self.beta2 = _check_fraction(beta2, "beta2")
         self.epsilon = check_positive_number(epsilon, "epsilon")
@@ -142,23 +139,35 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
 
-    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
-               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        b1, b2 = self.beta1, self.beta2
-        moments = state or self.initial_state(xp, weights)
-        first = [b1 * m + (1.0 - b1) * g for m, g in zip(moments[0], grads)]
-        second = [b2 * v + (1.0 - b2) * (g * g) for v, g in zip(moments[1], grads)]
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
+               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+        b1, b2, epsilon = self.beta1, self.beta2, self.epsilon
         first_correction, second_correction = _bias_correction(xp, b1, step), _bias_correction(xp, b2, step)
-        new_weights = [
-            w - learning_rate * (m / first_correction) / (xp.sqrt(v / second_correction) + self.epsilon)
-            for w, m, v in zip(weights, first, second)]
-        return new_weights, [first, second]
+        new_weights, firsts, seconds = [], [], []
+        for w, g, m, v in zip(weights, grads, state[0], state[1]):
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            g *= g  # the gradient is not needed again: its square in its place
+            g *= 1.0 - b2
+            v += g
+            denominator = xp.sqrt(v / second_correction)
+            denominator += epsilon
+            change = m / first_correction
+            change *= learning_rate
+            change /= denominator
+            w -= change
+            new_weights.append(w)
+            firsts.append(m)
+            seconds.append(v)
+        return new_weights, [firsts, seconds]
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov and Hutter, 2019): after Adam's step every weight also
-    shrinks by ``learning_rate * weight_decay * W``, apart from the moments, where an L2 penalty in the
-    loss would be rescaled by Adam's ``1 / sqrt(v_hat)``. Biases decay too, as in PyTorch's AdamW."""
+    shrinks by ``learning_rate * weight_decay * W`` (``W`` from before the step), apart from the moments,
+    where an L2 penalty in the loss would be rescaled by Adam's ``1 / sqrt(v_hat)``. Biases decay too, as
+    in PyTorch's AdamW."""
 
     name = "adamw"
 
@@ -174,11 +183,16 @@ class AdamW(Adam):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {**super().hyperparameters(), "weight_decay": self.weight_decay}
 
-    def update(self, xp: Namespace, weights: Sequence[Array], grads: Sequence[Array], state: Sequence[Sequence[Array]],
-               learning_rate: float, step: int) -> tuple[list[Array], list[list[Array]]]:
-        stepped, new_state = super().update(xp, weights, grads, state, learning_rate, step)
+    def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
+               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
         shrink = learning_rate * self.weight_decay
-        return [n - shrink * w for n, w in zip(stepped, weights)], new_state
+        decays = [shrink * w for w in weights]  # from the weights before Adam's step changes them
+        stepped, new_state = super().update(xp, weights, grads, state, learning_rate, step)
+        for index, decay in enumerate(decays):
+            w = stepped[index]
+            w -= decay
+            stepped[index] = w
+        return stepped, new_state
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "adamw": AdamW}

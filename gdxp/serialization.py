@@ -1,16 +1,16 @@
-"""Saving and loading networks: one ``.npz`` of plain arrays, written atomically, read without pickle.
+"""What a gdxp model's file holds: the schema between a network's architecture and training state and
+plain arrays, checked on the way back.
 
 The file holds the architecture (sizes, activation names, loss, bias, dtype) as plain numbers and
-strings, every weight as a host array, optionally the optimizer's settings and state, and from
-format 2 the state of the generator that shuffles mini-batches (so that training resumed from a file
-goes on exactly as an unbroken run) and a manifest naming every other entry (so that an entry lost to
-damage is an error rather than a quietly smaller model). Nothing is ever pickled, so loading a file
-cannot run code; a file that is not what it should be gets a ``ValueError`` that names it and says
-what is wrong. Saving writes a temporary file beside the target and renames it over the target, so a
-crash mid-save never leaves a broken file in place of a good one.
+strings, every weight as a host array, the epochs trained (from format 3) and the state of the generator
+that shuffles mini-batches (from format 2), optionally the optimizer's settings, state and steps and
+patience's record, and a manifest naming every other entry (so that an entry lost to damage is an error
+rather than a quietly smaller model). The bytes go through :mod:`gdxp.safe_file` (atomic write,
+pickle-free bounded read), so loading cannot run code; a file that is not what it should be gets a
+``ValueError`` that names it and says what is wrong.
 
 This module knows the file, not the network: it turns plain values (sizes, names, host arrays, an
-optimizer) into the file's arrays and checks them on the way back; :func:`gdxp.network.load` and
+optimizer) into the file's arrays and checks them on the way back; :func:`gdxp.load` and
 :meth:`Network.save` build a network from them and take one apart.
 """
 
@@ -18,40 +18,30 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import stat
-import tempfile
-import zipfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import safe_file
 from ._typing import Array
+from .architecture import weight_shapes
 from .optimizers import OPTIMIZERS, Optimizer
 
-try:
-    import fcntl  # a save locks its temporary file, so that a later one can tell a stale file from one in use
-except ImportError:  # Windows: no locks, so stale temporary files are left alone
-    fcntl = None  # type: ignore[assignment]
+__all__ = ["FORMAT_VERSION", "MANIFEST", "SHUFFLE_STATE", "architecture", "epoch", "model_arrays", "optimizer",
+           "optimizer_arrays", "patience", "patience_arrays", "read", "shuffle_arrays", "shuffle_state", "weights",
+           "write"]
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "SHUFFLE_STATE", "architecture", "model_arrays", "optimizer",
-           "optimizer_arrays", "read", "shuffle_arrays", "shuffle_state", "weights", "write"]
-
-FORMAT_VERSION = 2  # 2 added the manifest and the shuffling state; files of format 1 are still read
+# 2 added the manifest and the shuffling state, 3 the epoch count and patience's record; 1 and 2 are still read
+FORMAT_VERSION = 3
 MANIFEST = "manifest"
 SHUFFLE_STATE = "shuffle_rng_pcg64"
 _ARCHITECTURE_KEYS = ("format_version", "sizes", "activations", "loss", "bias", "dtype")
-_NPY_MAGIC = b"\x93NUMPY"
-_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-_KINDS = "biufU"  # bools, integers, floats and text: all a gdxp file ever holds
-_MAX_EXPANSION = 1100  # deflate expands at most about 1032 to 1: a member claiming more is a zip bomb
 
 
 def model_arrays(sizes: Sequence[int], activations: Sequence[str], loss: str, bias: bool, dtype: str,
-                 weights: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """The file's arrays for a network's architecture and its (host) weights."""
+                 weights: Sequence[np.ndarray], epochs: int) -> dict[str, np.ndarray]:
+    """The file's arrays for a network's architecture, its (host) weights and the epochs it has trained."""
     arrays: dict[str, np.ndarray] = {
         "format_version": np.array(FORMAT_VERSION),
         "sizes": np.array(sizes, dtype=np.int64),
@@ -59,18 +49,52 @@ def model_arrays(sizes: Sequence[int], activations: Sequence[str], loss: str, bi
         "loss": np.array(loss),
         "bias": np.array(bias),
         "dtype": np.array(dtype),
+        "epoch": np.array(epochs, dtype=np.int64),
     }
     arrays.update({f"weight_{i}": w for i, w in enumerate(weights)})
     return arrays
 
 
-def optimizer_arrays(optimizer: Optimizer, to_host: Callable[[Array], np.ndarray]) -> dict[str, np.ndarray]:
-    """The file's arrays for an optimizer's settings and state (its device arrays copied by ``to_host``)."""
-    arrays = {"optimizer": np.array(optimizer.name), "optimizer_steps": np.array(optimizer.steps)}
+def optimizer_arrays(optimizer: Optimizer, state: Sequence[Sequence[Array]], steps: int,
+                     to_host: Callable[[Array], np.ndarray]) -> dict[str, np.ndarray]:
+    """The file's arrays for an optimizer's settings, its state (device arrays copied by ``to_host``) and
+    the steps it has taken."""
+    arrays = {"optimizer": np.array(optimizer.name), "optimizer_steps": np.array(steps)}
     arrays.update({f"optimizer_{k}": np.array(v) for k, v in optimizer.hyperparameters().items()})
-    for slot, states in enumerate(optimizer.state):
+    for slot, states in enumerate(state):
         arrays.update({f"optimizer_state_{slot}_{i}": to_host(a) for i, a in enumerate(states)})
     return arrays
+
+
+def patience_arrays(best_loss: float, best_epoch: int, waited: int, best_weights: Sequence[Array],
+                    to_host: Callable[[Array], np.ndarray]) -> dict[str, np.ndarray]:
+    """The file's arrays for early stopping's record: the best validation loss, its epoch, the epochs since,
+    and its weights (copied by ``to_host``)."""
+    arrays = {"patience_best_loss": np.array(best_loss, dtype=np.float64),
+              "patience_best_epoch": np.array(best_epoch, dtype=np.int64),
+              "patience_waited": np.array(waited, dtype=np.int64)}
+    arrays.update({f"patience_weight_{i}": to_host(w) for i, w in enumerate(best_weights)})
+    return arrays
+
+
+def patience(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int, ...]]
+             ) -> tuple[float, int, int, list[np.ndarray]] | None:
+    """Early stopping's record as :func:`patience_arrays` wrote it, checked (None in a file without one)."""
+    if "patience_best_loss" not in data:
+        return None
+    best_loss = float(_scalar(data, "patience_best_loss", "f", path))
+    best_epoch, waited = (int(_scalar(data, key, "iu", path)) for key in ("patience_best_epoch", "patience_waited"))
+    if not math.isfinite(best_loss) or best_epoch < 1 or waited < 0:
+        raise ValueError(f"{path}: patience's record must be a finite loss, an epoch >= 1 and a count >= 0, got "
+                         f"{best_loss}, {best_epoch}, {waited}")
+    keys = [f"patience_weight_{i}" for i in range(len(shapes))]
+    absent = [key for key in keys if key not in data]
+    if absent:
+        raise ValueError(f"{path} lacks patience's best weights {', '.join(absent)}")
+    for key, shape in zip(keys, shapes):
+        if data[key].shape != shape or data[key].dtype.kind != "f" or not np.all(np.isfinite(data[key])):
+            raise ValueError(f"{path}: {key} must hold finite floating-point numbers of shape {shape}")
+    return best_loss, best_epoch, waited, [data[key] for key in keys]
 
 
 def shuffle_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -99,33 +123,13 @@ def shuffle_state(data: dict[str, np.ndarray], path: Any) -> dict[str, Any] | No
 
 
 def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` and a manifest listing their names to ``path`` (exactly that name; ``.npz`` is not
-    appended), atomically.
-
-    A symbolic link is followed: the file it points to is replaced and the link kept. A folder, a device
-    or anything else that is not a regular file is refused. Temporary files that earlier saves of the
-    same file left behind when they were killed are removed first. Errors name ``path`` as given.
-    """
-    _check_path(path)
-    target = _target(path)
-    _remove_stale_temporaries(target)
-    try:
-        _write_atomically(target, {**arrays, MANIFEST: np.array(sorted(arrays))})
-    except OSError as err:
-        _say_path(err, path)  # not the hidden temporary file, nor the link's target
-        raise
+    """Write ``arrays`` and a manifest listing their names to ``path``, atomically (:func:`gdxp.safe_file.write`)."""
+    safe_file.write(path, {**arrays, MANIFEST: np.array(sorted(arrays))})
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of the file at ``path``, refusing pickled objects and anything that is not a plain array."""
-    _check_path(path)
-    return _read_plain_arrays(Path(path))
-
-
-def _check_path(path: Any) -> None:
-    """Refuse a ``path`` that names no file (None, a number, bytes) by its name, before the os module does without."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file name (a str or os.PathLike), got {type(path).__name__}")
+    return safe_file.read(path)
 
 
 def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
@@ -157,10 +161,20 @@ def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
             "bias": bool(_scalar(data, "bias", "b", path)), "dtype": str(_scalar(data, "dtype", "U", path))}
 
 
+def epoch(data: dict[str, np.ndarray], path: Any) -> int:
+    """The epochs the saved network had trained (0 in files before format 3)."""
+    if "epoch" not in data:
+        return 0
+    count = int(_scalar(data, "epoch", "iu", path))
+    if count < 0:
+        raise ValueError(f"{path}: epoch must be at least 0, got {count}")
+    return count
+
+
 def weights(data: dict[str, np.ndarray], path: Any, sizes: Sequence[int], bias: bool) -> list[np.ndarray]:
     """The file's weight arrays, in order, checked against the shapes that ``sizes`` and ``bias`` give
     before any network is built: a file claiming huge layers without their weights allocates nothing."""
-    shapes = _weight_shapes(sizes, bias)
+    shapes = weight_shapes(sizes, bias)
     weight_keys = [f"weight_{i}" for i in range(len(shapes))]
     absent = [key for key in weight_keys if key not in data]
     if absent:
@@ -178,9 +192,9 @@ def weights(data: dict[str, np.ndarray], path: Any, sizes: Sequence[int], bias: 
 
 
 def optimizer(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int, ...]],
-              to_device: Callable[[np.ndarray], Array]) -> Optimizer | None:
-    """The optimizer the file holds (None without one), its state checked against the weights' ``shapes``
-    on the host, then moved by ``to_device``."""
+              to_device: Callable[[np.ndarray], Array]) -> tuple[Optimizer, list[list[Array]], int] | None:
+    """The optimizer the file holds, its state and its step count (None without one), the state checked
+    against the weights' ``shapes`` on the host, then moved by ``to_device``."""
     if "optimizer" not in data:
         return None
     name = str(_scalar(data, "optimizer", "U", path))
@@ -192,24 +206,23 @@ def optimizer(data: dict[str, np.ndarray], path: Any, shapes: Sequence[tuple[int
         restored = kind(**settings)
     except (ValueError, TypeError, OverflowError) as err:
         raise ValueError(f"{path}: bad {name} settings {settings}: {err}") from None
-    restored.steps = int(_scalar(data, "optimizer_steps", "iu", path))
-    if restored.steps < 0:
-        raise ValueError(f"{path}: optimizer_steps must be at least 0, got {restored.steps}")
-    if restored.steps > 0 and kind.state_size:
-        keys = [[f"optimizer_state_{slot}_{i}" for i in range(len(shapes))] for slot in range(kind.state_size)]
-        absent = [key for slot in keys for key in slot if key not in data]
-        if absent:
-            raise ValueError(f"{path} lacks optimizer state arrays {', '.join(absent)}")
-        restored.state = [[data[key] for key in slot] for slot in keys]
-        try:
-            restored.check_state(shapes)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        for key in (key for slot in keys for key in slot):
-            if data[key].dtype.kind != "f" or not np.all(np.isfinite(data[key])):
-                raise ValueError(f"{path}: {key} must hold finite floating-point numbers, got {data[key]!r}")
-        restored.state = [[to_device(data[key]) for key in slot] for slot in keys]
-    return restored
+    steps = int(_scalar(data, "optimizer_steps", "iu", path))
+    if steps < 0:
+        raise ValueError(f"{path}: optimizer_steps must be at least 0, got {steps}")
+    if steps == 0 or not kind.state_size:
+        return restored, [], steps
+    keys = [[f"optimizer_state_{slot}_{i}" for i in range(len(shapes))] for slot in range(kind.state_size)]
+    absent = [key for slot in keys for key in slot if key not in data]
+    if absent:
+        raise ValueError(f"{path} lacks optimizer state arrays {', '.join(absent)}")
+    try:
+        restored.check_state([[data[key] for key in slot] for slot in keys], shapes)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    for key in (key for slot in keys for key in slot):
+        if data[key].dtype.kind != "f" or not np.all(np.isfinite(data[key])):
+            raise ValueError(f"{path}: {key} must hold finite floating-point numbers, got {data[key]!r}")
+    return restored, [[to_device(data[key]) for key in slot] for slot in keys], steps
 
 
 def _check_manifest(data: dict[str, np.ndarray], path: Any) -> None:
@@ -227,88 +240,9 @@ def _check_manifest(data: dict[str, np.ndarray], path: Any) -> None:
         raise ValueError(f"{path} holds {', '.join(extra)}, which its manifest does not list")
 
 
-def _weight_shapes(sizes: Sequence[int], bias: bool) -> list[tuple[int, ...]]:
-    """What :meth:`Network.weight_shapes` will be for these sizes, known before the network exists."""
-    shapes: list[tuple[int, ...]] = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        shapes += [(n_in, n_out), (n_out,)] if bias else [(n_in, n_out)]
-    return shapes
-
-
-def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the archive, refusing pickled objects and saying what is wrong with a bad file.
-
-    The archive is parsed here rather than by ``np.load``, so that every member is read to its end (its
-    CRC-32 checked), every ``.npy`` header's shape is checked against the bytes the member holds before
-    anything is allocated, and whatever zipfile, zlib or numpy's header parser raise on damaged bytes
-    (NotImplementedError, RuntimeError, SyntaxError, MemoryError...) becomes a ValueError naming the file.
-    """
-    with path.open("rb") as file:  # opened here, so that a bad archive cannot leak the handle
-        if file.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-            raise ValueError(f"{path} is not a readable .npz archive: it holds a single array, not a gdxp model")
-        file.seek(0)
-        try:
-            archive = zipfile.ZipFile(file)
-        except Exception as err:  # any failure to parse the archive means a bad file
-            raise ValueError(f"{path} is not a readable .npz archive ({_why(err)})") from None
-        with archive:
-            data: dict[str, np.ndarray] = {}
-            for info in archive.infolist():
-                key = info.filename.removesuffix(".npy")
-                if key in data:
-                    raise ValueError(f"{path} is not a readable .npz archive: it holds entry {key!r} twice")
-                data[key] = _entry(archive, info, key, path)
-            return data
-
-
-def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> np.ndarray:
-    if not info.filename.endswith(".npy"):
-        raise ValueError(f"{path}: entry {key!r} is not a NumPy array (a member without .npy)")
-    try:
-        with archive.open(info) as member:
-            return _npy(member, info)
-    except _Refused as err:
-        raise ValueError(f"{path}: entry {key!r} {err}") from None
-    except Exception as err:  # damaged bytes make zipfile, zlib and numpy raise anything
-        raise ValueError(f"{path}: entry {key!r} cannot be read; the file is truncated or corrupt "
-                         f"({_why(err)})") from None
-
-
-class _Refused(Exception):
-    """What is wrong with one member, said after its name."""
-
-
-def _npy(member: Any, info: zipfile.ZipInfo) -> np.ndarray:
-    """One ``.npy`` member as an array: header first, its size checked against the member's, then the data."""
-    if info.compress_type != zipfile.ZIP_STORED and info.file_size > _MAX_EXPANSION * max(info.compress_size, 1):
-        raise _Refused(f"claims to expand {info.compress_size} compressed bytes to {info.file_size}, more than "
-                       f"compression can")
-    version = np.lib.format.read_magic(member)
-    if version not in _NPY_HEADERS:
-        raise _Refused(f"has .npy format version {version}; gdxp reads {', '.join(map(str, _NPY_HEADERS))}")
-    shape, fortran_order, dtype = _NPY_HEADERS[version](member)
-    if dtype.hasobject:
-        raise _Refused("holds Python objects, which gdxp never loads (pickle could run code)")
-    if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise _Refused(f"holds {dtype} values; a gdxp file holds plain numbers and text")
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes != info.file_size - member.tell():
-        raise _Refused(f"claims shape {shape} of {dtype} ({nbytes} bytes) but holds {info.file_size - member.tell()} "
-                       f"bytes of data; the file is corrupt")
-    raw = member.read(nbytes)
-    if len(raw) != nbytes or member.read(1):  # reading to the end checks the member's CRC-32
-        raise _Refused("is truncated")
-    order = "F" if fortran_order else "C"
-    return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape, order=order).copy()
-
-
 def _halves(number: int) -> tuple[int, int]:
     """A 128-bit number as its high and low 64-bit words."""
     return number >> 64, number & (2**64 - 1)
-
-
-def _why(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 def _scalar(data: dict[str, np.ndarray], key: str, kinds: str, path: Any) -> Any:
@@ -318,107 +252,3 @@ def _scalar(data: dict[str, np.ndarray], key: str, kinds: str, path: Any) -> Any
     return value[()]
 
 
-def _target(path: str | os.PathLike[str]) -> Path:
-    """The regular file a save of ``path`` replaces: the end of any chain of symbolic links there."""
-    target = Path(os.path.realpath(path))
-    try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        return target  # a new file, or a link to one not made yet
-    except OSError as err:  # a loop of links, a file where a folder should be
-        _say_path(err, path)
-        raise
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS_OF_FILE if test(mode)), "not a regular file")
-        where = f" ({target})" if target != Path(path).absolute() else ""
-        raise ValueError(f"cannot save to {path}{where}: it is {kind}; a network is saved to a regular file")
-    return target
-
-
-_KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                  (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
-
-
-def _say_path(err: OSError, path: str | os.PathLike[str]) -> None:
-    """Make ``err`` (same type, same errno) name ``path``, as the caller gave it, instead of another file."""
-    if err.errno is not None and err.strerror:
-        err.filename, err.filename2 = os.fspath(path), None
-    elif os.fspath(path) not in str(err):
-        err.args = (f"cannot save to {os.fspath(path)}: {err}",)
-
-
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename it over ``path``."""
-    handle, temporary = _locked_temporary(path)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, allow_pickle=False, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-            os.chmod(temporary, _file_mode(path))
-            os.replace(temporary, path)  # while the lock is held, so that no other save takes it for stale
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
-
-
-def _locked_temporary(path: Path) -> tuple[int, str]:
-    """A new temporary file ``.{name}.XXXXXXXX.tmp`` beside ``path``, locked (where the system has
-    ``flock``) for as long as its handle is open: a later save tells a stale one from one in use by that."""
-    while True:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        if fcntl is None:
-            return handle, temporary
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks: write anyway; no save will take this one for stale
-            return handle, temporary
-        try:
-            if os.path.samestat(os.fstat(handle), os.stat(temporary)):
-                return handle, temporary
-        except FileNotFoundError:
-            pass
-        os.close(handle)  # another save removed it as stale between its creation and the lock: make another
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Remove the temporary files that saves of ``path`` killed mid-write left behind: only names of the
-    form :func:`_locked_temporary` makes, and only those no running save holds locked. Best effort."""
-    if fcntl is None:
-        return
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's 8 random characters
-    try:
-        with os.scandir(path.parent) as entries:
-            stale = [entry.path for entry in entries
-                     if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return
-    for candidate in stale:
-        try:
-            handle = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a save holds it
-            if os.path.samestat(os.fstat(handle), os.lstat(candidate)):
-                os.unlink(candidate)
-        except OSError:
-            pass
-        finally:
-            os.close(handle)
-
-
-def _file_mode(path: Path) -> int:
-    """The permissions of the file being replaced, or what a newly created file would get (0o666 less
-    the umask): mkstemp's private 0o600 would otherwise stick to the saved model."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

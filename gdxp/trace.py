@@ -1,6 +1,6 @@
 """A step-by-step record of one forward and backward pass, for reading backprop like the tutorials.
 
-``net.trace(x, y)`` runs the same engine code as training, with a recorder attached, and keeps every
+``net.trace(x, y)`` (:func:`trace`) runs the same engine code as training, with a recorder attached, and keeps every
 named intermediate: sums of products, activations, the error, each chain-rule factor (error->prediction,
 prediction->sop, sop->W, ...) and each gradient, as host NumPy arrays. ``print(trace)`` walks through them.
 The engine records short terms with a layer number; :data:`TERMS` says what each is called and means.
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import backprop
-
-if TYPE_CHECKING:
-    from .network import Network
+from ._typing import Array
+from .architecture import Architecture
+from .backend import Backend
 
 __all__ = ["TERMS", "Trace", "TraceStep", "trace"]
 
@@ -100,15 +100,17 @@ TERMS: dict[str, tuple[str, str]] = {
 }
 
 
-def trace(net: Network, x: Any, y: Any) -> Trace:
-    """Record one forward and backward pass of ``net`` on one sample ``(x, y)``; changes nothing."""
-    backend, layers = net.backend, net.layers
+def trace(backend: Backend, architecture: Architecture, weights: Sequence[Array], inputs: Array, targets: Array,
+          title: str) -> Trace:
+    """Record one forward and backward pass on one sample ``(inputs, targets)`` (checked, on the device),
+    with ``weights``; changes nothing. ``title`` names the network."""
+    layers = architecture.layers
     steps: list[TraceStep] = []
     phase = "forward"
 
     def record(number: int, **terms: Any) -> None:
         nonlocal phase
-        words = _words(layers, net.loss.name, number)
+        words = _words(layers, architecture.loss.name, number)
         for term, value in terms.items():
             if value is None:  # a term this network does not have (no bias, no separate derivative)
                 continue
@@ -118,12 +120,10 @@ def trace(net: Network, x: Any, y: Any) -> Trace:
             if term == "error":  # the forward pass ends with the loss; the chain rule starts from it
                 phase = "backward"
 
-    with backend.activate():
-        inputs, targets = net.as_batch(x, y)
-        if inputs.shape[0] != 1:
-            raise ValueError(f"trace follows one sample, got {inputs.shape[0]} in x")
-        backprop.gradients(backend.xp, layers, net.loss, net.snapshot().weights, inputs, targets, record=record)
-    return Trace(repr(net), tuple(steps))
+    if inputs.shape[0] != 1:
+        raise ValueError(f"trace follows one sample, got {inputs.shape[0]} in x")
+    backprop.gradients(backend.xp, layers, architecture.loss, weights, inputs, targets, record=record)
+    return Trace(title, tuple(steps))
 
 
 def _words(layers: Sequence[backprop.Layer], loss: str, number: int) -> dict[str, Any]:

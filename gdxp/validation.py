@@ -12,10 +12,49 @@ from typing import Any
 import numpy as np
 
 from ._typing import Array
+from .architecture import Architecture
 from .backend import Backend, host_array
 from .losses import TargetRange
 
-__all__ = ["as_inputs", "as_targets", "check_finite", "check_flag", "check_positive_number", "check_whole_number"]
+__all__ = ["as_batch", "as_inputs", "as_pair", "as_targets", "as_weight", "batch_in_place", "check_finite",
+           "check_flag", "check_positive_number", "check_whole_number"]
+
+
+def as_batch(backend: Backend, architecture: Architecture, x: Any, y: Any, *, check_values: bool = True,
+             names: tuple[str, str] = ("x", "y")) -> tuple[Array, Array]:
+    """``x`` and ``y`` checked against the architecture, as ``(n_samples, n_in)`` and ``(n_samples, n_out)``
+    arrays on the backend's device, laid out alike (:meth:`~gdxp.backend.Backend.paired`). Data from the host
+    is checked for NaN/inf there, before it moves; arrays already on a device are scanned only with
+    ``check_values``, which waits for the device. ``names`` are what the errors call the two."""
+    inputs, single = as_inputs(backend, x, architecture.sizes[0], check_values=check_values, name=names[0])
+    targets = as_targets(backend, y, inputs.shape[0], architecture.sizes[-1], single=single,
+                         check_values=check_values, target_range=architecture.loss.target_range, names=names,
+                         labels=architecture.output.name == "softmax")
+    return backend.paired(inputs, targets)
+
+
+def batch_in_place(backend: Backend, architecture: Architecture, x: Any, y: Any) -> tuple[Array, Array] | None:
+    """``x`` and ``y`` as they are where both are already the backend's 2-D arrays (its library, device and
+    dtype) of the architecture's widths and the same rows, else None: a step's fast path, checking no values."""
+    if (backend.holds(x) and backend.holds(y) and x.ndim == 2 and y.ndim == 2 and 0 < x.shape[0] == y.shape[0]
+            and x.shape[1] == architecture.sizes[0] and y.shape[1] == architecture.sizes[-1]):
+        return backend.paired(x, y)
+    return None
+
+
+def as_weight(backend: Backend, weight: Any, index: int) -> Array:
+    """A copy of weight array number ``index`` on the backend's device; errors say which one it was."""
+    try:
+        return backend.asarray(weight, copy=True)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"weight array {index}: {err}") from None
+
+
+def as_pair(validation_data: Any) -> tuple[Any, Any]:
+    """``validation_data`` as the pair ``(x_val, y_val)`` it must be."""
+    if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
+        raise TypeError(f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
+    return validation_data
 
 
 def as_inputs(backend: Backend, x: Any, n_in: int, *, check_values: bool = True,

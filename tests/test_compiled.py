@@ -50,8 +50,8 @@ def _assert_same_runs(nets, histories):
     assert (fused.best_epoch, fused.stopped_early) == (eager.best_epoch, eager.stopped_early)
     for a, b in zip(nets[1].get_weights(), nets[0].get_weights(), strict=True):
         np.testing.assert_allclose(a, b, **exact)
-    assert nets[1].optimizer.steps == nets[0].optimizer.steps
-    for slot_a, slot_b in zip(nets[1].optimizer.state, nets[0].optimizer.state, strict=True):
+    assert nets[1].state.steps == nets[0].state.steps
+    for slot_a, slot_b in zip(nets[1].state.optimizer_state, nets[0].state.optimizer_state, strict=True):
         for a, b in zip(slot_a, slot_b, strict=True):
             np.testing.assert_allclose(nets[1].backend.to_numpy(a), b, **exact)
     # the shuffling generator stands where the eager loop left it
@@ -133,7 +133,7 @@ def test_ctrl_c_between_chunks_leaves_whole_steps(short_chunks, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             net.fit(x, y, epochs=12, learning_rate=0.2, optimizer="adam", verbose=0)
         # the network holds the state after a whole number of steps: four or eight epochs of full batches
-        assert net.optimizer.steps in (4, 8)
-        reference.fit(x, y, epochs=net.optimizer.steps, learning_rate=0.2, optimizer="adam", verbose=0)
+        assert net.state.steps in (4, 8)
+        reference.fit(x, y, epochs=net.state.steps, learning_rate=0.2, optimizer="adam", verbose=0)
         for a, b in zip(net.get_weights(), reference.get_weights(), strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)

@@ -104,7 +104,7 @@ def benchmark_sections(out: str) -> tuple[list[str], str | None]:
 
 @pytest.mark.slow
 def test_benchmark_runs_every_workload_and_prints_ratios():
-    out = run_example("benchmark.py", "--steps", "50", "--long-steps", "200", "--batches", "2", "--repeats", "1",
+    out = run_example("benchmark.py", "--widths", "--steps", "50", "--long-steps", "200", "--batches", "2", "--repeats", "1",
                       "--wide", "32", "--wide-steps", "2")
     sections = benchmark_sections(out)[0][1:]
     assert [s.splitlines()[0] for s in sections] == [
@@ -129,7 +129,7 @@ def test_benchmark_runs_every_workload_and_prints_ratios():
 @pytest.mark.slow
 def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
     libraries = [name for name in ("torch", "jax", "array_api_strict") if usable(name)]
-    out = run_example("benchmark.py", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches", "2",
+    out = run_example("benchmark.py", "--widths", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches", "2",
                       "--repeats", "1")
     tiny, wide = (table(section) for section in benchmark_sections(out)[0][1:])
     fits = {f"gdxp fit {name}" for name in libraries}
@@ -151,7 +151,7 @@ def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
 def test_benchmark_times_compiled_fit_against_the_floor_and_a_bare_jit_scan_loop():
     if not usable("jax"):
         pytest.skip("JAX cannot run here")
-    out = run_example("benchmark.py", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches",
+    out = run_example("benchmark.py", "--widths", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches",
                       "2", "--repeats", "2")
     compiled = benchmark_sections(out)[1]
     assert compiled.startswith(COMPILED_TITLE + "40 and 160 steps\n")
@@ -198,16 +198,32 @@ def test_benchmark_says_why_the_pytorch_rows_are_left_out():
               "sys.meta_path.insert(0, NoTorch()); sys.path.insert(0, sys.argv[1]); sys.argv = sys.argv[1:]\n"
               "runpy.run_path(sys.argv[0] + '/benchmark.py', run_name='__main__')")
     result = subprocess.run([sys.executable, "-c", script, str(EXAMPLES), "--steps", "5", "--batches", "1",
-                             "--repeats", "1"], capture_output=True, text=True, timeout=300)
+                             "--repeats", "1", "--widths", "8"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    header, tiny, wide = benchmark_sections(result.stdout)[0]
+    header, tiny, wide, widths = benchmark_sections(result.stdout)[0]
     assert "PyTorch rows left out (autograd + SGD, gdxp fit on torch): PyTorch is not installed" in header
+    assert widths == "workload 4 left out: it compares against PyTorch, which cannot run here\n"
     assert not any("torch" in name for name in {**table(tiny), **table(wide)})
 
 
 @pytest.mark.slow
+def test_benchmark_times_sgd_and_adam_at_each_width_against_pytorch():
+    pytest.importorskip("torch")
+    out = run_example("benchmark.py", "--steps", "5", "--batches", "1", "--repeats", "2", "--widths", "8", "16",
+                      "--width-batches", "2", "--width-epochs", "1")
+    section = benchmark_sections(out)[0][-1]
+    lines = section.splitlines()
+    assert lines[0].startswith("784-W-W-10 relu/softmax, float32, epochs of 2 batches of 256, 1 epochs a run")
+    rows = [line.split() for line in lines[2:]]
+    assert [(row[0], row[1]) for row in rows] == [("8", "sgd"), ("8", "adam"), ("16", "sgd"), ("16", "adam")]
+    for row in rows:  # W, optimizer, gdxp median (range), torch median (range), the ratio of the medians
+        gdxp_ms, torch_ms, ratio = float(row[2]), float(row[4]), float(row[6])
+        assert ratio == pytest.approx(gdxp_ms / torch_ms, rel=0.01, abs=0.01)
+
+
+@pytest.mark.slow
 def test_benchmark_on_another_backend_also_times_the_numpy_step():
-    out = run_example("benchmark.py", "--steps", "5", "--batches", "1", "--repeats", "1",
+    out = run_example("benchmark.py", "--widths", "--steps", "5", "--batches", "1", "--repeats", "1",
                       "--backend", "array_api_strict")
     tiny, wide = benchmark_sections(out)[0][1:]
     assert "backend array_api_strict" in out.splitlines()[0]

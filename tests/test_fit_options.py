@@ -60,8 +60,8 @@ def test_callbacks_see_each_epoch_and_can_stop_the_run(backend):
 
 
 @pytest.mark.parametrize(("settings", "error", "message"), [
-    ({"learning_rate_schedule": lambda epoch: 0.1 if epoch < 5 else 0.0}, ValueError,
-     "learning_rate_schedule's rate for epoch 5 must be a finite number above 0"),
+    ({"learning_rate_schedule": lambda epoch: 0.0}, ValueError,
+     "learning_rate_schedule's rate for epoch 1 must be a finite number above 0"),
     ({"learning_rate_schedule": "linear"}, ValueError, "unknown learning-rate schedule 'linear'; choose one of step"),
     ({"learning_rate_schedule": 3}, TypeError, "learning_rate_schedule must be a name like 'cosine'"),
     ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number >= 0, got -1.0"),
@@ -80,15 +80,28 @@ def test_bad_options_are_refused_before_anything_changes(settings, error, messag
     assert net.optimizer is None and all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
 
 
-def test_an_optimizer_with_state_of_another_dtype_is_refused_and_never_attached():
-    # issue 12, item 4: float64 state would have turned a float32 network float64
+def test_a_rate_that_fails_later_stops_the_run_at_that_epoch_with_the_weights_before_it():
+    # issue 18, item 4: rates are computed as their epochs come, none kept ahead
+    x, y = make_problem(4)
+    net, twin = gdxp.Network([3, 2], seed=0), gdxp.Network([3, 2], seed=0)
+    with pytest.raises(ValueError, match="learning_rate_schedule's rate for epoch 5 must be a finite number above 0"):
+        net.fit(x, y, epochs=6, learning_rate=0.1, verbose=0,
+                learning_rate_schedule=lambda epoch: 0.1 if epoch < 5 else 0.0)
+    twin.fit(x, y, epochs=4, learning_rate=0.1, verbose=0)
+    assert_same_weights(net, twin, rtol=0, atol=0)
+    assert net.state.epoch == 4
+
+
+def test_an_optimizer_object_carries_no_state_from_one_network_to_another():
+    # issue 18: the state lives in the network's TrainState, so one Adam serves a float64 and a float32 network
     x, y = make_problem(4)
     adam = Adam()
     gdxp.Network([3, 2], seed=0).fit(x, y, epochs=1, learning_rate=0.1, optimizer=adam, verbose=0)
     net = gdxp.Network([3, 2], seed=0, dtype="float32")
-    with pytest.raises(ValueError, match="Adam holds state of dtype float64"):
-        net.fit(x, y, epochs=1, learning_rate=0.1, optimizer=adam, verbose=0)
-    assert net.optimizer is None and all(w.dtype == np.float32 for w in net.get_weights())
+    net.fit(x, y, epochs=1, learning_rate=0.1, optimizer=adam, verbose=0)
+    assert net.optimizer is adam and net.state.steps == 1
+    assert all(a.dtype == np.float32 for slot in net.state.optimizer_state for a in slot)
+    assert all(w.dtype == np.float32 for w in net.get_weights())
 
 
 def test_zero_epochs_keep_the_optimizer_and_its_state():
@@ -96,9 +109,9 @@ def test_zero_epochs_keep_the_optimizer_and_its_state():
     x, y = make_problem(4)
     net = gdxp.Network([3, 2], seed=0)
     net.fit(x, y, epochs=2, learning_rate=0.1, optimizer="adam", verbose=0)
-    adam, state = net.optimizer, net.optimizer.state
+    adam, state = net.optimizer, net.state.optimizer_state
     history = net.fit(x, y, epochs=0, learning_rate=0.1, optimizer="momentum", verbose=0)
-    assert history.epochs == 0 and net.optimizer is adam and net.optimizer.state is state
+    assert history.epochs == 0 and net.optimizer is adam and net.state.optimizer_state is state
 
 
 def test_save_refuses_a_flag_that_is_not_a_bool(tmp_path):

@@ -78,7 +78,7 @@ def test_update_rule_matches_numpy_reference(backend, optimizer, lr, make_rule):
         grads = [host(backend, g).astype(np.float64) for g in twin.gradients(x, y)]
         weights = rule(weights, grads, step)
         twin.set_weights(weights)
-    assert net.optimizer.steps == steps
+    assert net.state.steps == steps
     for got, want, start in zip(net.get_weights(), weights, gdxp.Network([3, 4, 2], seed=1).get_weights(),
                                 strict=True):
         assert not np.allclose(want, start)  # every array moved, so the comparison means something
@@ -93,26 +93,36 @@ def test_sgd_by_name_is_the_plain_step(backend):
     for _ in range(3):
         twin.step(x, y, learning_rate=0.4)
     assert_same_weights(net, twin, **fit_tolerance(backend))
-    assert isinstance(net.optimizer, SGD) and net.optimizer.state == [] and net.optimizer.steps == 3
+    assert isinstance(net.optimizer, SGD) and not net.state.optimizer_state and net.state.steps == 3
 
 
-def test_apply_is_functional_and_counts_steps(backend):
+def test_update_changes_the_arrays_it_is_given_only_where_they_can_change(backend):
+    # issue 18: one formula, in place on mutable arrays (state and weights), building new ones on immutable ones
     xp = backend.xp
+    g_values = [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([1.0, -1.0])]
     weights = [backend.asarray(np.array([[1.0, -2.0], [0.5, 0.0]])), backend.asarray(np.array([0.25, -0.5]))]
-    grads = [backend.asarray(np.array([[0.1, 0.2], [-0.3, 0.4]])), backend.asarray(np.array([1.0, -1.0]))]
     before = [host(backend, w).copy() for w in weights]
     adam = Adam()
     with backend.activate():  # where gdxp runs its math: the state is made on the backend's device
-        new = adam.apply(xp, weights, grads, 0.1)
-    for w, b in zip(weights, before, strict=True):
-        np.testing.assert_array_equal(host(backend, w), b)  # the inputs are untouched
+        state = adam.init(xp, weights)
+        new, state = adam.update(xp, weights, [backend.asarray(g.copy()) for g in g_values], state, 0.1, 1)
     # first Adam step: m_hat = g, v_hat = g^2, so each weight moves by lr * g / (|g| + eps)
-    for n, w, g in zip(new, before, [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([1.0, -1.0])], strict=True):
+    for n, w, g in zip(new, before, g_values, strict=True):
         np.testing.assert_allclose(host(backend, n), w - 0.1 * g / (np.abs(g) + 1e-8), **tolerance(backend))
-    assert adam.steps == 1
-    with backend.activate():
-        adam.apply(xp, new, grads, 0.1)
-    assert adam.steps == 2
+    for given, made in zip(weights, new, strict=True):
+        assert (given is made) == backend.mutable
+    for m, g in zip(state[0], g_values, strict=True):
+        np.testing.assert_allclose(host(backend, m), 0.1 * g, **tolerance(backend))
+
+
+def test_sgd_writes_the_new_weights_into_the_gradients_and_leaves_the_weights_alone(backend):
+    xp = backend.xp
+    weights = [backend.asarray(np.array([[1.0, -2.0], [0.5, 0.0]]))]
+    grads = [backend.asarray(np.array([[0.1, 0.2], [-0.3, 0.4]]))]
+    new, state = SGD().update(xp, weights, grads, [], 0.5, 1)
+    np.testing.assert_array_equal(host(backend, weights[0]), [[1.0, -2.0], [0.5, 0.0]])
+    np.testing.assert_allclose(host(backend, new[0]), [[0.95, -2.1], [0.65, -0.2]], **tolerance(backend))
+    assert state == []
 
 
 @pytest.mark.parametrize(("name", "slots"), [("sgd", 0), ("momentum", 1), ("adam", 2)])
@@ -121,14 +131,14 @@ def test_state_lives_on_the_device_with_the_weights_shapes(backend, name, slots)
     net = gdxp.Network([3, 4, 2], seed=3, backend=backend)
     net.fit(x, y, epochs=2, learning_rate=0.1, optimizer=name, verbose=0)
     opt = net.optimizer
-    assert opt.name == name and opt.steps == 2 and len(opt.state) == slots
-    for slot in opt.state:
+    assert opt.name == name and net.state.steps == 2 and len(net.state.optimizer_state) == slots
+    for slot in net.state.optimizer_state:
         assert [tuple(a.shape) for a in slot] == [(3, 4), (4,), (4, 2), (2,)]
         for arr in slot:
             assert arr.dtype == backend.dtype
             assert np.all(np.isfinite(host(backend, arr)))
     net.fit(x, y, epochs=3, learning_rate=0.1, optimizer=name, verbose=0)
-    assert net.optimizer is opt and opt.steps == 5
+    assert net.optimizer is opt and net.state.steps == 5
 
 
 def test_momentum_velocity_and_adam_moments_hold_the_documented_values(backend):
@@ -136,11 +146,11 @@ def test_momentum_velocity_and_adam_moments_hold_the_documented_values(backend):
     net = gdxp.Network([3, 4, 2], seed=4, backend=backend)
     grads = [host(backend, g).astype(np.float64) for g in net.copy().gradients(x, y)]
     net.fit(x, y, epochs=1, learning_rate=0.3, optimizer="momentum", verbose=0)
-    for v, g in zip(net.optimizer.state[0], grads, strict=True):  # v = 0.9 * 0 - lr * g
+    for v, g in zip(net.state.optimizer_state[0], grads, strict=True):  # v = 0.9 * 0 - lr * g
         np.testing.assert_allclose(host(backend, v), -0.3 * g, **tolerance(backend))
     other = gdxp.Network([3, 4, 2], seed=4, backend=backend)
     other.fit(x, y, epochs=1, learning_rate=0.3, optimizer="adam", verbose=0)
-    first, second = other.optimizer.state
+    first, second = other.state.optimizer_state
     for m, v, g in zip(first, second, grads, strict=True):
         np.testing.assert_allclose(host(backend, m), 0.1 * g, **tolerance(backend))
         np.testing.assert_allclose(host(backend, v), 0.001 * g**2, **tolerance(backend))
@@ -154,13 +164,13 @@ def test_fit_by_name_continues_the_same_optimizer(backend):
     once = net.copy()
     net.fit(x, y, epochs=3, learning_rate=0.05, optimizer="adam", verbose=0)
     adam = net.optimizer
-    assert isinstance(adam, Adam) and adam.steps == 3
+    assert isinstance(adam, Adam) and net.state.steps == 3
     net.fit(x, y, epochs=4, learning_rate=0.05, optimizer="adam", verbose=0)
-    assert net.optimizer is adam and adam.steps == 7
+    assert net.optimizer is adam and net.state.steps == 7
     once.fit(x, y, epochs=7, learning_rate=0.05, optimizer="adam", verbose=0)
-    assert once.optimizer.steps == 7
+    assert once.state.steps == 7
     assert_same_weights(net, once, **tolerance(backend))
-    for slot_a, slot_b in zip(adam.state, once.optimizer.state, strict=True):
+    for slot_a, slot_b in zip(net.state.optimizer_state, once.state.optimizer_state, strict=True):
         for a, b in zip(slot_a, slot_b, strict=True):
             np.testing.assert_allclose(host(backend, a), host(backend, b), **tolerance(backend))
 
@@ -172,7 +182,7 @@ def test_a_restarted_adam_differs_from_a_continued_one(backend):
     net.fit(x, y, epochs=6, learning_rate=0.05, optimizer="adam", verbose=0)
     restarted.fit(x, y, epochs=3, learning_rate=0.05, optimizer="adam", verbose=0)
     restarted.fit(x, y, epochs=3, learning_rate=0.05, optimizer=Adam(), verbose=0)
-    assert restarted.optimizer.steps == 3
+    assert restarted.state.steps == 3
     assert not np.allclose(net.get_weights()[0], restarted.get_weights()[0], rtol=1e-4, atol=1e-5)
 
 
@@ -182,10 +192,14 @@ def test_fit_uses_a_given_optimizer_object(backend):
     twin = net.copy()
     adam = Adam(beta1=0.8)
     net.fit(x, y, epochs=4, learning_rate=0.05, optimizer=adam, verbose=0)
-    assert net.optimizer is adam and adam.steps == 4 and adam.beta1 == 0.8
+    assert net.optimizer is adam and net.state.steps == 4 and adam.beta1 == 0.8
     net.fit(x, y, epochs=1, learning_rate=0.05, optimizer="adam", verbose=0)  # the name continues it
-    assert net.optimizer is adam and adam.steps == 5
-    twin.fit(x, y, epochs=5, learning_rate=0.05, optimizer="adam", verbose=0)  # default beta1=0.9
+    assert net.optimizer is adam and net.state.steps == 5
+    net.fit(x, y, epochs=1, learning_rate=0.05, optimizer=adam, verbose=0)  # and so does the object
+    assert net.optimizer is adam and net.state.steps == 6
+    net.fit(x, y, epochs=1, learning_rate=0.05, verbose=0)
+    twin.fit(x, y, epochs=1, learning_rate=0.05, verbose=0)
+    twin.fit(x, y, epochs=6, learning_rate=0.05, optimizer="adam", verbose=0)  # default beta1=0.9
     assert twin.optimizer.beta1 == 0.9
     assert not np.allclose(net.get_weights()[0], twin.get_weights()[0], rtol=1e-4, atol=1e-5)
 
@@ -196,44 +210,18 @@ def test_switching_names_starts_a_new_optimizer(backend):
     net.fit(x, y, epochs=2, learning_rate=0.05, optimizer="adam", verbose=0)
     adam = net.optimizer
     net.fit(x, y, epochs=3, learning_rate=0.05, optimizer="sgd", verbose=0)
-    assert isinstance(net.optimizer, SGD) and net.optimizer.steps == 3
+    assert isinstance(net.optimizer, SGD) and net.state.steps == 3 and not net.state.optimizer_state
     net.fit(x, y, epochs=1, learning_rate=0.05, optimizer="adam", verbose=0)
-    assert isinstance(net.optimizer, Adam) and net.optimizer is not adam and net.optimizer.steps == 1
-    assert adam.steps == 2  # the old one was left alone
+    assert isinstance(net.optimizer, Adam) and net.optimizer is not adam and net.state.steps == 1
 
 
-def test_state_for_another_shape_is_refused_and_changes_nothing(backend):
-    x, y = make_problem()
-    first = gdxp.Network([3, 4, 2], seed=8, backend=backend)
-    adam = Adam()
-    first.fit(x, y, epochs=2, learning_rate=0.05, optimizer=adam, verbose=0)
-    state = [[host(backend, a).copy() for a in slot] for slot in adam.state]
-    second = gdxp.Network([3, 5, 2], seed=8, backend=backend)
-    before = second.get_weights()
-    with pytest.raises(ValueError, match="use a new optimizer"):
-        second.fit(x, y, epochs=2, learning_rate=0.05, optimizer=adam, verbose=0)
-    assert second.optimizer is None  # the refused optimizer was never attached
-    for got, want in zip(second.get_weights(), before, strict=True):
-        np.testing.assert_array_equal(got, want)
-    assert adam.steps == 2
-    for slot, saved in zip(adam.state, state, strict=True):
-        for arr, want in zip(slot, saved, strict=True):
-            np.testing.assert_array_equal(host(backend, arr), want)
-    # a fresh optimizer trains the second network fine
-    second.fit(x, y, epochs=1, learning_rate=0.05, optimizer=Adam(), verbose=0)
-    assert not np.array_equal(second.get_weights()[0], before[0])
-
-
-def test_apply_refuses_state_of_another_shape():
-    xp = gdxp.get_backend("numpy").xp
-    momentum = Momentum()
-    momentum.apply(xp, [np.ones((2, 3))], [np.ones((2, 3))], 0.1)
-    with pytest.raises(ValueError, match=r"Momentum holds state for weights of shapes \[\(2, 3\)\].*\[\(3, 2\)\]"):
-        momentum.apply(xp, [np.ones((3, 2))], [np.ones((3, 2))], 0.1)
-    assert momentum.steps == 1
-    sgd = SGD()  # no state, so nothing ties it to one network
-    sgd.apply(xp, [np.ones((2, 3))], [np.ones((2, 3))], 0.1)
-    np.testing.assert_allclose(sgd.apply(xp, [np.ones(4)], [np.full(4, 2.0)], 0.25)[0], np.full(4, 0.5))
+def test_state_for_another_shape_is_refused():
+    momentum, xp = Momentum(), gdxp.get_backend("numpy").xp
+    momentum.check_state(momentum.init(xp, [np.ones((2, 3))]), [(2, 3)])
+    with pytest.raises(ValueError, match=r"Momentum state for weights of shapes \[\(2, 3\)\].*\[\(3, 2\)\]"):
+        momentum.check_state(momentum.init(xp, [np.ones((2, 3))]), [(3, 2)])
+    with pytest.raises(ValueError, match="Momentum keeps 1 arrays of state per weight, got 2"):
+        momentum.check_state([[np.ones((2, 3))], [np.ones((2, 3))]], [(2, 3)])
 
 
 # -- settings ----------------------------------------------------------------------------------------
@@ -287,7 +275,7 @@ def test_defaults_and_repr():
     assert [type(get_optimizer(n)) for n in ("sgd", "momentum", "adam")] == [SGD, Momentum, Adam]
     adam = Adam()
     assert get_optimizer(adam) is adam
-    assert adam.steps == 0 and adam.state == []
+    assert not hasattr(adam, "state") and not hasattr(adam, "steps")  # the state is the network's
 
 
 # -- Adam and momentum help on a harder problem ------------------------------------------------------

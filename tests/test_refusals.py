@@ -46,7 +46,7 @@ def _calls(net, x, y):
                                           epochs=1, learning_rate=0.1, verbose=0, validation_data=(x, y)),
         "evaluate": lambda: net.evaluate(x, y),
         "gradients": lambda: net.gradients(x, y),
-        "step": lambda: net.step(x, y, learning_rate=0.1),
+        "step": lambda: net.step(x, y, learning_rate=0.1, check_finite=True),  # scans NumPy arrays too
     }
 
 
@@ -194,7 +194,7 @@ def test_weights_that_cannot_fit_in_memory_are_refused_before_allocating(sizes):
 
 
 def test_the_size_guard_counts_every_weight(monkeypatch):
-    monkeypatch.setattr(gdxp.network, "_total_memory", lambda: 8 * 20)
+    monkeypatch.setattr(gdxp.architecture, "_total_memory", lambda: 8 * 20)
     gdxp.Network([3, 4, 1], bias=False)  # 16 weights: 128 bytes fit
     with pytest.raises(ValueError, match=r"make 21 weights, which need 0.0 GB"):
         gdxp.Network([3, 4, 1])  # and 5 biases: 168 bytes do not

@@ -162,9 +162,9 @@ def test_optimizer_round_trip_continues_training_identically(backend, tmp_path, 
     assert restored is not original
     assert restored.name == original.name
     assert restored.hyperparameters() == original.hyperparameters()  # non-default settings, not the defaults
-    assert restored.steps == 3
-    assert len(restored.state) == type(original).state_size
-    for mine_slot, saved_slot in zip(restored.state, original.state):
+    assert loaded.state.steps == 3 and loaded.state.epoch == 3
+    assert len(loaded.state.optimizer_state) == type(original).state_size
+    for mine_slot, saved_slot in zip(loaded.state.optimizer_state, net.state.optimizer_state):
         assert len(mine_slot) == len(saved_slot) == 4
         for mine, saved in zip(mine_slot, saved_slot):
             assert mine.dtype == backend.dtype
@@ -173,7 +173,7 @@ def test_optimizer_round_trip_continues_training_identically(backend, tmp_path, 
     x, y = _data()
     for model in (net, loaded):  # a name continues the optimizer of the last fit, state and all
         model.fit(x, y, epochs=4, learning_rate=0.1, optimizer=original.name, verbose=0)
-    assert loaded.optimizer is restored and restored.steps == 7
+    assert loaded.optimizer is restored and loaded.state.steps == 7
     for mine, saved in zip(loaded.get_weights(), net.get_weights()):
         np.testing.assert_array_equal(mine, saved)
 
@@ -187,7 +187,7 @@ def test_without_the_optimizer_continuing_starts_afresh(tmp_path):
     x, y = _data()
     for model in (net, loaded):
         model.fit(x, y, epochs=2, learning_rate=0.1, optimizer="adam", verbose=0)
-    assert loaded.optimizer.steps == 2 and net.optimizer.steps == 5
+    assert loaded.state.steps == 2 and net.state.steps == 5
     assert not np.allclose(loaded.get_weights()[0], net.get_weights()[0])  # the state mattered
 
 
@@ -196,15 +196,15 @@ def test_optimizer_state_moves_to_the_loading_backend(backend, tmp_path):
     path = tmp_path / "model.npz"
     net.save(path, include_optimizer=True)
     loaded = gdxp.load(path, backend=backend.name, device=backend.device, dtype=backend.dtype_name)
-    assert loaded.optimizer.steps == 3
-    for mine_slot, saved_slot in zip(loaded.optimizer.state, net.optimizer.state):
+    assert loaded.state.steps == 3
+    for mine_slot, saved_slot in zip(loaded.state.optimizer_state, net.state.optimizer_state):
         for mine, saved in zip(mine_slot, saved_slot):
             assert mine.dtype == backend.dtype
             np.testing.assert_array_equal(host(backend, mine), saved.astype(backend.dtype_name))
     x, y = _data()
     for model in (net, loaded):
         model.fit(x, y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
-    assert loaded.optimizer.steps == 4
+    assert loaded.state.steps == 4
     for mine, saved in zip(loaded.get_weights(), net.get_weights()):
         np.testing.assert_allclose(mine, saved, rtol=1e-4, atol=1e-5)
 
@@ -239,7 +239,8 @@ def test_a_run_split_by_save_and_load_equals_an_unbroken_run(tmp_path, dtype):
     _shuffled_run(network(), epochs=3).save(path, include_optimizer=True)
     resumed = _shuffled_run(gdxp.load(path), epochs=3)
 
-    assert resumed.optimizer.steps == unbroken.optimizer.steps == 6 * 4  # four shuffled batches an epoch
+    assert resumed.state.steps == unbroken.state.steps == 6 * 4  # four shuffled batches an epoch
+    assert resumed.state.epoch == unbroken.state.epoch == 6
     _assert_same_network(resumed, unbroken)  # bit for bit: weights, Adam's moments, the shuffling state
 
 
@@ -248,10 +249,10 @@ def test_copy_keeps_the_optimizer_and_the_shuffling(tmp_path):
     twin = net.copy()
     assert twin.optimizer is not net.optimizer and type(twin.optimizer) is Adam
     _assert_same_network(twin, net)
-    before = [np.array(a) for slot in net.optimizer.state for a in slot]
+    before = [np.array(a) for slot in net.state.optimizer_state for a in slot]
 
     _shuffled_run(twin, epochs=3)  # training the copy leaves the original's state alone
-    for mine, kept in zip((a for slot in net.optimizer.state for a in slot), before, strict=True):
+    for mine, kept in zip((a for slot in net.state.optimizer_state for a in slot), before, strict=True):
         np.testing.assert_array_equal(mine, kept)
     _assert_same_network(twin, _shuffled_run(net, epochs=3))  # and goes on as the original does
 
@@ -259,8 +260,8 @@ def test_copy_keeps_the_optimizer_and_the_shuffling(tmp_path):
 def test_copy_moves_the_optimizer_state_to_the_copys_backend(backend):
     net = _trained(epochs=3, optimizer="momentum")
     twin = net.copy(backend=backend.name, device=backend.device, dtype=backend.dtype_name)
-    assert (twin.optimizer.name, twin.optimizer.steps) == ("momentum", 3)
-    for mine, saved in zip(twin.optimizer.state[0], net.optimizer.state[0], strict=True):
+    assert (twin.optimizer.name, twin.state.steps) == ("momentum", 3)
+    for mine, saved in zip(twin.state.optimizer_state[0], net.state.optimizer_state[0], strict=True):
         assert mine.dtype == twin.backend.dtype
         np.testing.assert_array_equal(host(backend, mine), saved.astype(backend.dtype_name))
 
@@ -278,10 +279,11 @@ def test_the_file_holds_only_plain_arrays(tmp_path):
     weights = {f"weight_{i}" for i in range(4)}
     state = {f"optimizer_state_{slot}_{i}" for slot in range(2) for i in range(4)}
     settings = {"optimizer", "optimizer_steps", "optimizer_beta1", "optimizer_beta2", "optimizer_epsilon"}
-    architecture = {"format_version", "sizes", "activations", "loss", "bias", "dtype"}
+    architecture = {"format_version", "sizes", "activations", "loss", "bias", "dtype", "epoch"}
     assert set(data) == architecture | weights | state | settings | {"shuffle_rng_pcg64", "manifest"}
     assert data["manifest"].tolist() == sorted(set(data) - {"manifest"})  # what the file holds, but itself
-    assert data["format_version"] == gdxp.serialization.FORMAT_VERSION == 2
+    assert data["format_version"] == gdxp.serialization.FORMAT_VERSION == 3
+    assert data["epoch"] == 2 and data["epoch"].dtype == np.int64
     np.testing.assert_array_equal(data["sizes"], [3, 5, 2])
     assert data["activations"].tolist() == ["tanh", "softmax"]
     assert (str(data["loss"]), bool(data["bias"]), str(data["dtype"])) == ("cross_entropy", True, "float64")
@@ -493,7 +495,8 @@ BAD_FILES = {
     "transposed-weight": (_transposed, r"weight array 0 must have shape \(3, 5\), got \(5, 3\)"),
     "missing-weight": (lambda p, a: _savez(p, _without(a, "weight_3")), r"lacks weight arrays weight_3 \(expected 4\)"),
     "non-finite-weight": (_non_finite_weight, r"weight array 1 must hold finite numbers"),
-    "newer-format": (lambda p, a: _savez(p, {**a, "format_version": np.array(3)}), r"newer gdxp \(format 3\)"),
+    "newer-format": (lambda p, a: _savez(p, {**a, "format_version": np.array(4)}), r"newer gdxp \(format 4\)"),
+    "negative-epoch": (lambda p, a: _savez(p, {**a, "epoch": np.array(-1)}), r"epoch must be at least 0, got -1"),
     "format-as-text": (lambda p, a: _savez(p, {**a, "format_version": np.array("1")}),
                        r"entry 'format_version' must be a single value"),
     "fractional-sizes": (lambda p, a: _savez(p, {**a, "sizes": np.array([3.0, 5.0, 2.0])}),
@@ -509,7 +512,7 @@ BAD_FILES = {
     "missing-optimizer-state": (lambda p, a: _savez(p, _without(a, "optimizer_state_1_2")),
                                 r"lacks optimizer state arrays optimizer_state_1_2"),
     "wrong-optimizer-state": (lambda p, a: _savez(p, {**a, "optimizer_state_0_0": np.zeros((5, 3))}),
-                              r"Adam holds state for weights of shapes"),
+                              r"Adam state for weights of shapes"),
     "corrupt-entry": (_corrupt_entry, r"entry 'weight_0' cannot be read; the file is truncated or corrupt"),
     "single-array": (_single_array, r"holds a single array, not a gdxp model"),
     "text": (_text, r"is not a readable \.npz archive"),
@@ -602,9 +605,9 @@ def _assert_same_network(loaded, net):
         np.testing.assert_array_equal(mine, saved)
     assert (loaded.optimizer is None) == (net.optimizer is None)
     if net.optimizer is not None:
-        assert (loaded.optimizer.name, loaded.optimizer.steps) == (net.optimizer.name, net.optimizer.steps)
+        assert (loaded.optimizer.name, loaded.state.steps) == (net.optimizer.name, net.state.steps)
         assert loaded.optimizer.hyperparameters() == net.optimizer.hyperparameters()
-        for mine, saved in zip(loaded.optimizer.state, net.optimizer.state, strict=True):
+        for mine, saved in zip(loaded.state.optimizer_state, net.state.optimizer_state, strict=True):
             for a, b in zip(mine, saved, strict=True):
                 np.testing.assert_array_equal(a, b)
     assert loaded.shuffle_rng.bit_generator.state == net.shuffle_rng.bit_generator.state
@@ -658,14 +661,16 @@ def test_entries_must_be_exactly_those_the_manifest_lists(tmp_path, manifest, me
 
 
 def test_a_format_1_file_still_loads(tmp_path):
-    """Files written before the manifest and the shuffling state (format 1) have neither, and load as they did."""
+    """Files written before the manifest and the shuffling state (format 1) have neither, nor the epoch count
+    (format 3), and load as they did, at epoch 0."""
     net = _trained(epochs=3, optimizer="adam")
     path = tmp_path / "model.npz"
     net.save(path, include_optimizer=True)
     with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files if key not in ("manifest", "shuffle_rng_pcg64")}
+        arrays = {key: archive[key] for key in archive.files if key not in ("manifest", "shuffle_rng_pcg64", "epoch")}
     _savez(tmp_path / "v1.npz", {**arrays, "format_version": np.array(1)}, manifest=False)
     loaded = gdxp.load(tmp_path / "v1.npz")
+    assert loaded.state.epoch == 0 and net.state.epoch == 3
     loaded.shuffle_rng.bit_generator.state = net.shuffle_rng.bit_generator.state  # not in the file: a fresh one
     _assert_same_network(loaded, net)
 
@@ -702,7 +707,7 @@ def test_the_tampering_helpers_alone_leave_a_loadable_file(tmp_path):
     path = tmp_path / "rewritten.npz"
     _savez(path, arrays)
     loaded = gdxp.load(path)
-    assert loaded.optimizer.name == "adam" and loaded.optimizer.steps == 5
+    assert loaded.optimizer.name == "adam" and loaded.state.steps == 5
     np.testing.assert_array_equal(loaded.get_weights()[0], arrays["weight_0"])
 
 

@@ -93,7 +93,7 @@ def test_every_float64_backend_equals_numpy_to_1e_12(backend, optimizer, batch_s
     np.testing.assert_allclose(histories[0].loss, histories[1].loss, **exact)
     np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, **exact)
     assert_same_weights(nets[0], nets[1], **exact)
-    for mine, theirs in zip(nets[0].optimizer.state, nets[1].optimizer.state, strict=True):
+    for mine, theirs in zip(nets[0].state.optimizer_state, nets[1].state.optimizer_state, strict=True):
         for a, b in zip(mine, theirs, strict=True):
             np.testing.assert_allclose(host(backend, a), b, **exact)
     np.testing.assert_allclose(host(backend, nets[0].predict(x)), nets[1].predict(x), **exact)
@@ -232,7 +232,7 @@ def test_ctrl_c_leaves_the_weights_of_the_last_completed_step(monkeypatch):
     twin.fit(x, y, epochs=1, learning_rate=0.3, batch_size=2, shuffle=False, optimizer="adam", verbose=0)
     twin.fit(x[:2], y[:2], epochs=1, learning_rate=0.3, optimizer="adam", verbose=0)  # the 5th completed step
     assert_same_weights(net, twin)
-    assert net.optimizer.steps == 5
+    assert net.state.steps == 5
 
 
 def test_record_predictions_keeps_the_prediction_of_each_step(backend):

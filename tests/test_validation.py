@@ -18,7 +18,7 @@ GOOD_Y = np.zeros((4, 2))
 def _all_calls(net, x, y):
     """Every public call that takes data, each as a zero-argument function."""
     return [
-        lambda: net.step(x, y, learning_rate=0.1),
+        lambda: net.step(x, y, learning_rate=0.1, check_finite=True),  # scans NumPy arrays too
         lambda: net.fit(x, y, epochs=2, learning_rate=0.1),
         lambda: net.gradients(x, y),
         lambda: net.loss_value(x, y),

@@ -50,6 +50,7 @@ class Backend:
 
     name: ClassVar[str]
     compiler: Compiler | None = None  # set where runs of training steps compile into one program
+    mutable: ClassVar[bool] = True  # whether arrays change in place (an optimizer then updates them there)
     module: ClassVar[str]  # the library's module, imported when a backend is made
     library: ClassVar[str]  # the library's own name, for messages
     install: ClassVar[str]  # how to get the library, for messages
@@ -116,7 +117,8 @@ class Backend:
         dtype = self.dtype if dtype is None else dtype
         if not self._is_native(obj):
             if is_foreign_array(obj):
-                return self._from_foreign(obj, dtype)
+                arr = self._from_foreign(obj, dtype)
+                return self.xp.asarray(arr, copy=True) if copy and self.mutable else arr  # it may share memory
             host = numeric_host_array(obj)
             return self._from_host(host.copy() if copy else host, dtype)
         if not copy and obj.dtype == dtype and self._is_here(obj):
@@ -125,11 +127,12 @@ class Backend:
         if not self.xp.isdtype(arr.dtype, ("bool", "integral", "real floating")):
             raise TypeError(f"expected real numbers, got an array of dtype {arr.dtype}")
         with self.activate():
+            converted = False  # a move or a cast makes a new array; otherwise arr may share obj's memory
             if not self._is_here(arr):
-                arr = self._move(arr)
+                arr, converted = self._move(arr), True
             if arr.dtype != dtype:
-                arr = self.xp.astype(arr, dtype)
-            return self.xp.asarray(arr, copy=True) if copy and arr is obj else arr
+                arr, converted = self.xp.astype(arr, dtype), True
+            return self.xp.asarray(arr, copy=True) if copy and not converted else arr
 
     def holds(self, arr: Any) -> bool:
         """Whether ``arr`` is already this backend's: its library, its device and its dtype."""

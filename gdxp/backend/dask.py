@@ -49,6 +49,7 @@ class DaskBackend(Backend):
     library = "Dask"
     install = "pip install 'gdxp[dask]'"
     distributions = ("dask",)
+    mutable = False  # Dask arrays are graphs; the weights on the client (parameters) are NumPy's, mutable
 
     def __init__(self, device: Any = None, dtype: Any = None) -> None:
         if device not in (None, "cpu"):

@@ -23,6 +23,7 @@ class JaxBackend(Backend):
     library = "JAX"
     install = "pip install 'gdxp[jax]'"
     distributions = ("jax",)
+    mutable = False  # JAX arrays never change: optimizers update them purely
 
     def __init__(self, device: Any = None, dtype: Any = None) -> None:
         jax = import_library(type(self))

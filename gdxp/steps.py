@@ -1,0 +1,153 @@
+"""A training step as a plain function of arrays, and the scores the loop reads between steps.
+
+:func:`make_step` is the one step every way of training runs: backprop through the backend's
+:meth:`~gdxp.backend.Backend.batch_means` (the whole batch, or a task per chunk on Dask), then the
+optimizer's update. It reads and writes no object's attributes, so JAX traces it as it is; on mutable
+arrays the update changes the weights and the optimizer's state in place, between two steps and never
+half-way (:class:`UpdateGuard`).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import backprop
+from ._typing import Array, BatchMeans, Namespace
+from .architecture import Architecture
+from .backend import Backend
+from .metrics import accuracy, metric_name
+from .optimizers import Optimizer
+
+__all__ = ["Step", "Trained", "UpdateGuard", "all_finite", "batches", "make_step", "score_function",
+           "scores", "training_loss"]
+
+Trained = tuple[Sequence[Array], Sequence[Sequence[Array]], Any]  # weights, optimizer state, steps: a step's carry
+Step = Callable[[Trained, Array, Array], tuple[Trained, Array, Array]]
+
+
+class UpdateGuard:
+    """Ctrl-C that comes while an in-place update runs is held until the loop has recorded the step
+    (:meth:`deliver`), so the weights are never half updated nor ahead of the step count; at any other moment
+    it interrupts at once, as usual. It takes effect in the main thread (where Python delivers Ctrl-C) while
+    used as a context manager."""
+
+    def __init__(self) -> None:
+        self.updating = False
+        self._held: tuple[int, Any] | None = None
+        self._previous: Any = None
+
+    def __enter__(self) -> UpdateGuard:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.updating:
+            self._held = (signum, frame)
+        else:
+            self._previous(signum, frame)
+
+    def deliver(self) -> None:
+        """Once the step is recorded: a Ctrl-C held during its update interrupts now."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._previous(*held)
+
+
+def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer, learning_rate: float | Array,
+              weight_decay: float = 0.0, guard: UpdateGuard | None = None) -> Step:
+    """One training step: ``step((weights, optimizer_state, steps), x, y) -> ((weights, state, steps + 1),
+    loss, prediction)``, the gradients taken at the weights from before the step and the loss the batch's
+    before it. ``weight_decay`` adds scikit-learn's L2 penalty, ``weight_decay / 2 * sum(W**2)`` over the
+    batch's samples, to the loss and its gradient, for the weights W only (not the biases). ``guard``
+    holds Ctrl-C while an in-place update runs, for the caller to deliver once it has recorded the step."""
+    update, batch_means, settled = optimizer.update, backend.batch_means, backend.settled
+    gradients = backprop.gradient_function(architecture.layers, architecture.loss, want_loss=True)
+    held = backend.parameters.xp
+    decayed = [layer.weight_index for layer in architecture.layers]
+
+    def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
+        weights, state, steps = trained
+        means, prediction = batch_means(gradients, weights, x, y)
+        grads = settled(means)
+        value = grads.pop()  # the loss, after the gradients
+        if weight_decay:
+            per_sample = weight_decay / x.shape[0]
+            for index in decayed:
+                flat = held.reshape(weights[index], (-1,))
+                grads[index] = grads[index] + per_sample * weights[index]
+                value = value + 0.5 * per_sample * held.vecdot(flat, flat)
+        steps += 1
+        if guard is None:
+            new_weights, new_state = update(held, weights, grads, state, learning_rate, steps)
+        else:
+            guard.updating = True
+            try:
+                new_weights, new_state = update(held, weights, grads, state, learning_rate, steps)
+            finally:
+                guard.updating = False
+        return (new_weights, new_state, steps), value, prediction
+
+    return step
+
+
+def batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, targets: Array,
+            size: int) -> Iterator[tuple[Array, Array]]:
+    """The data in batches of ``size`` samples, reshuffled first with ``rng`` unless it is None."""
+    n_samples = inputs.shape[0]
+    if rng is not None:
+        inputs, targets = backend.shuffled(rng, inputs, targets)
+    for start in range(0, n_samples, size):
+        stop = min(start + size, n_samples)
+        yield inputs[start:stop, ...], targets[start:stop, ...]
+
+
+def score_function(architecture: Architecture) -> BatchMeans:
+    """What :func:`scores` has a backend run: ``(xp, weights, x, y) -> ([loss, accuracy], prediction)``, the
+    accuracy only where the loss is a cross-entropy (:func:`gdxp.metrics.metric_name`): both are means over
+    the samples, so a task per chunk can compute them (R² is not)."""
+    layers, loss = architecture.layers, architecture.loss
+    classifies = metric_name(loss) == "accuracy"
+
+    def scored(xp: Namespace, weights: Sequence[Array], x: Array, y: Array) -> tuple[list[Array], Array]:
+        value, prediction = backprop.loss_and_prediction(xp, layers, loss, weights, x, y)
+        if not classifies:
+            return [value], prediction
+        return [value, xp.astype(accuracy(xp, loss, prediction, y), value.dtype)], prediction
+
+    return scored
+
+
+def scores(backend: Backend, architecture: Architecture, weights: Sequence[Array], data: tuple[Array, Array]) -> Array:
+    """The loss, and the accuracy where the loss is a cross-entropy, on ``data`` as one 1-D array: one read
+    from the device (on Dask, the means of a task per chunk, computed here)."""
+    means, _ = backend.batch_means(score_function(architecture), weights, *data)
+    return backend.parameters.xp.stack(backend.settled(means))
+
+
+def training_loss(backend: Backend, architecture: Architecture, weights: Sequence[Array],
+                  data: tuple[Array, Array]) -> float:
+    """The loss of ``weights`` on ``data`` as a float (inf where a weight is not finite)."""
+    if not all_finite(backend, weights):
+        return math.inf
+    return float(backend.parameters.to_numpy(scores(backend, architecture, weights, data))[0])
+
+
+def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:
+    """Whether every weight is a number (one read from the device per array)."""
+    held = backend.parameters
+    return all(bool(held.to_numpy(held.xp.all(held.xp.isfinite(w)))) for w in weights)

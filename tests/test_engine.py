@@ -1,0 +1,294 @@
+"""The training engine (issue 18): one state, one loop, hooks that see the live network.
+
+Each of the issue's five defects has a test here that failed before the redesign: callbacks see, save and
+set the live network; divergence is checked after the last step and whatever is restored has a finite
+loss; compiled programs are cached by what the math is, not by names; schedules and patience are
+functions of the network's global epoch (a split run equals the run in one call, through a file too);
+a compiled estimator's records never run ahead of its weights, and early stopping checks its data once.
+"""
+
+import contextlib
+import math
+import signal
+import threading
+
+import numpy as np
+import pytest
+from helpers import assert_same_weights, fit_tolerance, make_problem
+
+import gdxp
+from gdxp import compiled, validation
+from gdxp.activations import ACTIVATIONS, Activation
+from gdxp.losses import LOSSES, Loss
+from gdxp.optimizers import Adam
+from gdxp.options import FitOptions
+
+FIT = {"learning_rate": 0.3, "batch_size": 3, "verbose": 0}
+
+
+# -- item 1: callbacks see, save and set the live network ----------------------------------------------------
+
+def test_a_callback_sees_the_weights_of_the_epoch_that_just_ended(backend):
+    x, y = make_problem(8)
+    net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
+    twin = net.copy()
+    seen = []
+    net.fit(x, y, epochs=4, callbacks=[lambda epoch, history: seen.append(net.loss_value(x, y))], **FIT)
+    expected = []
+    for _ in range(4):
+        twin.fit(x, y, epochs=1, **FIT)
+        expected.append(twin.loss_value(x, y))
+    np.testing.assert_allclose(seen, expected, **fit_tolerance(backend))
+    assert seen[-1] < seen[0]
+
+
+def test_a_callback_that_saves_writes_the_weights_of_its_epoch(backend, tmp_path):
+    x, y = make_problem(8)
+    net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
+    twin = net.copy()
+
+    def checkpoint(epoch, history):
+        net.save(tmp_path / f"epoch{epoch}.npz", include_optimizer=True)
+
+    net.fit(x, y, epochs=3, optimizer="adam", callbacks=[checkpoint], **FIT)
+    twin.fit(x, y, epochs=2, optimizer="adam", **FIT)
+    saved = gdxp.load(tmp_path / "epoch2.npz", backend=backend.name, device=backend.device)
+    assert_same_weights(saved, twin, **fit_tolerance(backend))
+    assert saved.state.epoch == 2 and saved.state.steps == twin.state.steps == 2 * 3
+
+
+def test_weights_a_callback_sets_are_what_training_goes_on_from(backend):
+    x, y = make_problem(8)
+    net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
+    twin = net.copy()
+    replacement = [np.full(shape, 0.1) for shape in net.weight_shapes()]
+
+    def reset_after_the_second(epoch, history):
+        if epoch == 2:
+            net.set_weights(replacement)
+
+    net.fit(x, y, epochs=4, callbacks=[reset_after_the_second], **FIT)
+    twin.fit(x, y, epochs=2, **FIT)
+    twin.set_weights(replacement)
+    twin.fit(x, y, epochs=2, **FIT)
+    assert_same_weights(net, twin, **fit_tolerance(backend))
+
+
+# -- item 2: divergence after the last step, and what is restored ---------------------------------------------
+
+def test_a_last_step_whose_loss_overflows_is_divergence(backend):
+    # the weights stay finite (-2e200) while their loss is inf: only scoring the last weights can tell
+    net = gdxp.Network([1, 1], activation="identity", bias=False, weights=[[[1.0]]], backend=backend)
+    with pytest.raises(gdxp.TrainingDiverged, match="training diverged at epoch 1"):
+        net.fit([[1.0]], [[0.0]], epochs=1, learning_rate=1e200, verbose=0)
+    np.testing.assert_array_equal(net.get_weights()[0], [[1.0]])
+    assert math.isfinite(net.loss_value([[1.0]], [[0.0]]))
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+@pytest.mark.parametrize("rate", [3.0, 30.0, 300.0])
+def test_whatever_a_divergence_restores_has_a_finite_loss(backend, batch_size, rate):
+    x, y = make_problem(6)
+    net = gdxp.Network([3, 4, 2], activation="identity", seed=8, backend=backend)
+    with contextlib.suppress(gdxp.TrainingDiverged):
+        net.fit(x, y * 1e3, epochs=200, learning_rate=rate, batch_size=batch_size, optimizer="adam", verbose=0)
+    assert math.isfinite(net.loss_value(x, y * 1e3))
+    assert all(np.all(np.isfinite(w)) for w in net.get_weights())
+
+
+def test_an_early_stopping_estimator_that_diverges_says_so_and_keeps_finite_weights(backend):
+    pytest.importorskip("sklearn")
+    from gdxp.estimators import MLPRegressor
+    if backend.name in ("dask", "array_api_strict"):
+        pytest.skip("the estimators pick the backend from the data's library")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=60) * 1e3
+    model = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, early_stopping=True,
+                         max_iter=50, random_state=0, backend=backend.name, dtype=backend.dtype_name)
+    with pytest.raises(gdxp.TrainingDiverged):
+        model.fit(x, y)
+    assert all(np.all(np.isfinite(w)) for w in model.net_.get_weights())
+    assert len(model.loss_curve_) == model.n_iter_
+
+
+# -- item 3: compiled programs are cached by what the math is -----------------------------------------------
+
+def _thrice_squared_error():
+    base = LOSSES["squared_error"]
+    return Loss("squared_error", lambda xp, p, t: 3.0 * base.value(xp, p, t),
+                lambda xp, p, t: 3.0 * base.gradient(xp, p, t))
+
+
+def _steeper_sigmoid():
+    base = ACTIVATIONS["sigmoid"]
+    return Activation("sigmoid", lambda xp, sop: base.forward(xp, 2.0 * sop),
+                      lambda xp, activ: 2.0 * base.derivative(xp, activ))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("custom", ["loss", "activation"])
+def test_a_custom_piece_that_shares_a_built_in_name_trains_as_itself_on_jax(custom):
+    pytest.importorskip("jax")
+    x, y = make_problem(8)
+    settings = {"loss": _thrice_squared_error()} if custom == "loss" else {"output_activation": _steeper_sigmoid()}
+    trained = {}
+    for backend in ("numpy", "jax"):
+        for kind, extra in (("built-in", {}), ("custom", settings)):
+            net = gdxp.Network([3, 4, 2], seed=2, backend=backend, dtype="float32", **extra)
+            net.fit(x, y, epochs=5, **FIT)  # the built-in first: its program is cached when the custom comes
+            trained[backend, kind] = net
+    np.testing.assert_allclose(trained["jax", "custom"].get_weights()[0], trained["numpy", "custom"].get_weights()[0],
+                               rtol=2e-5, atol=2e-6)
+    assert not np.allclose(trained["jax", "custom"].get_weights()[0], trained["jax", "built-in"].get_weights()[0])
+
+
+# -- item 4: schedules and patience count the network's epochs ------------------------------------------------
+
+def test_a_schedule_keeps_no_rate_ahead_of_its_epoch():
+    options = FitOptions(epochs=10**8, learning_rate=0.1, learning_rate_schedule="cosine")
+    assert options.rate(1) == 0.1 and 0 < options.rate(10**8) < 1e-10
+    assert options.rates(10**8 - 1, 2) == [options.rate(10**8 - 1), options.rate(10**8)]
+
+
+SPLIT_RUNS = [
+    pytest.param({"learning_rate_schedule": "exponential"}, id="exponential"),
+    pytest.param({"learning_rate_schedule": lambda epoch: 0.4 / epoch}, id="function"),
+    pytest.param({"learning_rate_schedule": "step", "patience": 2}, id="step-and-patience"),
+]
+
+
+def _split_data():
+    rng = np.random.default_rng(3)
+    x, x_val = rng.normal(size=(12, 3)), rng.normal(size=(6, 3))
+    return x, np.tanh(x[:, :2]), x_val, np.tanh(x_val[:, :2])
+
+
+@pytest.mark.parametrize("settings", SPLIT_RUNS)
+@pytest.mark.parametrize("through_a_file", [False, True], ids=["in-memory", "save-load"])
+def test_a_run_split_across_fits_equals_the_run_in_one(backend, settings, through_a_file, tmp_path):
+    x, y, x_val, y_val = _split_data()
+    fit = {"learning_rate": 0.4, "batch_size": 5, "optimizer": "adam", "verbose": 0,
+           "validation_data": (x_val, y_val), **settings}
+    whole = gdxp.Network([3, 4, 2], activation="tanh", output_activation="identity", seed=5, backend=backend)
+    split = whole.copy()
+    history = whole.fit(x, y, epochs=12, **fit)
+    first = split.fit(x, y, epochs=5, **fit)
+    if through_a_file:
+        split.save(tmp_path / "half.npz", include_optimizer=True)
+        split = gdxp.load(tmp_path / "half.npz", backend=backend.name, device=backend.device)
+    second = split.fit(x, y, epochs=12 - first.epochs, **fit) if not first.stopped_early else first
+    exact = {"rtol": 0, "atol": 0} if backend.name == "numpy" else fit_tolerance(backend)
+    assert_same_weights(split, whole, **exact)
+    np.testing.assert_allclose(first.loss + (second.loss if second is not first else []), history.loss, **exact)
+    assert split.state.epoch == whole.state.epoch and split.state.steps == whole.state.steps
+    assert (second.stopped_early, second.best_epoch) == (history.stopped_early, history.best_epoch)
+
+
+def test_patience_counts_on_across_fits_and_stops_where_one_fit_would():
+    x, y, x_val, y_val = _split_data()
+    fit = {"learning_rate": 2.0, "batch_size": 4, "optimizer": "adam", "verbose": 0,
+           "validation_data": (x_val, y_val), "patience": 3}
+    whole = gdxp.Network([3, 4, 2], activation="tanh", output_activation="identity", seed=5)
+    split = whole.copy()
+    history = whole.fit(x, y, epochs=60, **fit)
+    assert history.stopped_early, "the settings must make patience stop the run"
+    epochs = 0
+    while epochs < history.epochs:
+        part = split.fit(x, y, epochs=2, **fit)
+        epochs += part.epochs
+        if part.stopped_early:
+            break
+    assert part.stopped_early and epochs == history.epochs and part.best_epoch == history.best_epoch
+    assert_same_weights(split, whole, rtol=0, atol=0)
+
+
+# -- item 5: a compiled estimator's records, and early stopping's data ----------------------------------------
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_compiled_estimator_fit_leaves_records_that_match_the_weights(monkeypatch):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("jax")
+    from gdxp.estimators import MLPRegressor
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    model = MLPRegressor(hidden_layer_sizes=(6,), max_iter=10**6, tol=0, n_iter_no_change=10**7, random_state=0,
+                         backend="jax", batch_size=40)
+    real_read, reads = compiled._read, []
+
+    def interrupted(*args):
+        reads.append(1)
+        if len(reads) == 2:
+            raise KeyboardInterrupt
+        return real_read(*args)
+
+    monkeypatch.setattr(compiled, "_read", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y)
+    assert 0 < model.n_iter_ == model.net_.state.epoch == len(model.loss_curve_) < 10**6
+
+
+def test_early_stopping_checks_and_moves_its_data_once(monkeypatch):
+    pytest.importorskip("sklearn")
+    from sklearn.exceptions import ConvergenceWarning
+
+    from gdxp.estimators import MLPClassifier
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(80, 4)), rng.integers(0, 3, size=80)
+    calls = []
+    real = validation.as_inputs
+    monkeypatch.setattr(validation, "as_inputs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.warns(ConvergenceWarning):
+        model = MLPClassifier(hidden_layer_sizes=(5,), early_stopping=True, max_iter=30, n_iter_no_change=100,
+                              random_state=0).fit(x, labels)
+    assert model.n_iter_ == 30
+    # the training data once, then a prediction a epoch on data already on the network's device
+    assert len(calls) <= 1 + model.n_iter_
+
+
+# -- the state and the updates ----------------------------------------------------------------------------------
+
+def test_optimizers_update_in_place_where_the_arrays_are_mutable(backend):
+    x, y = make_problem(8)
+    net = gdxp.Network([3, 4, 2], seed=2, backend=backend)
+    net.fit(x, y, epochs=1, optimizer="adam", **FIT)
+    weight, moment = net.state.weights[0], net.state.optimizer_state[0][0]
+    net.fit(x, y, epochs=2, optimizer="adam", **FIT)
+    mutable = backend.parameters.mutable
+    assert (net.state.weights[0] is weight) == mutable and (net.state.optimizer_state[0][0] is moment) == mutable
+
+
+def test_ctrl_c_during_an_in_place_update_waits_for_the_update_to_end(monkeypatch):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("Ctrl-C reaches only the main thread")
+    x, y = make_problem(8)
+    net = gdxp.Network([3, 4, 2], seed=2)
+    twin = net.copy()
+    real_update, calls = Adam.update, []
+
+    def signalled(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)  # arrives while the update runs: held until it ends
+        return real_update(self, *args)
+
+    monkeypatch.setattr(Adam, "update", signalled)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(x, y, epochs=5, optimizer="adam", shuffle=False, **{**FIT, "batch_size": 2})
+    monkeypatch.undo()
+    twin.fit(x, y, epochs=1, optimizer="adam", shuffle=False, **{**FIT, "batch_size": 2})  # the four steps
+    assert net.state.steps == 4
+    assert_same_weights(net, twin, rtol=0, atol=0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_evaluate_scores_by_the_loss(backend):
+    x, y = make_problem(8)
+    regression = gdxp.Network([3, 4, 2], seed=2, backend=backend)  # the tutorials' sigmoid + squared error
+    assert set(regression.evaluate(x, y)) == {"loss", "r2"}
+    classes = gdxp.Network([3, 4, 2], loss="binary_cross_entropy", seed=2, backend=backend)
+    assert set(classes.evaluate(x, (y > 0.5) * 1.0)) == {"loss", "accuracy"}
+    if backend.dtype_name == "float64":
+        sklearn_metrics = pytest.importorskip("sklearn.metrics")
+        prediction = np.asarray(gdxp.Network([3, 4, 2], seed=2).predict(x))
+        np.testing.assert_allclose(regression.evaluate(x, y)["r2"], sklearn_metrics.r2_score(y, prediction),
+                                   rtol=1e-6)
