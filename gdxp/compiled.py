@@ -70,6 +70,8 @@ class CompiledRunner:
         self.validated = validation is not None
         self._chunk: _Chunk | None = None
         self._previous: _Chunk | None = None
+        self._ran: TrainState | None = None  # the state the last run made, and its training loss
+        self._last_loss: float | None = None
 
     def length(self, remaining: int) -> int:
         return min(self.length_cap, remaining)
@@ -80,7 +82,13 @@ class CompiledRunner:
                        _rates(self.backend, self.options.rates(epoch, count), self.length_cap), drawn_from)
         self._previous, self._chunk = self._chunk, chunk
         ran, outputs = self._replay(chunk, count)
-        return ran, _read(self.backend, outputs, count, self.validated, self.options.record_predictions)
+        numbers, self._last_loss = _read(self.backend, outputs, count, self.validated, self.options.record_predictions)
+        self._ran = ran
+        return ran, numbers
+
+    def last_loss(self, state: TrainState) -> float | None:
+        """The training loss of the last run's weights, which its program computed, where ``state`` is them."""
+        return self._last_loss if state is self._ran else None
 
     def before(self, epoch: int) -> TrainState | None:
         for chunk in (self._chunk, self._previous):
@@ -149,12 +157,13 @@ def _rates(backend: Backend, rates: Sequence[float], length: int) -> Array:
     return backend.asarray(host_array(padded, backend.dtype_name))  # past float32's range: inf, as eager
 
 
-def _read(backend: Backend, outputs: tuple[Array, Array, Array], count: int, validated: bool,
-          recorded: bool) -> Numbers:
-    """A chunk's reported numbers on the host (one wait), cut to the epochs that ran."""
-    losses, val_scores, predictions = (backend.to_numpy(a) for a in outputs)
+def _read(backend: Backend, outputs: tuple[Array, Array, Array, Array], count: int, validated: bool,
+          recorded: bool) -> tuple[Numbers, float]:
+    """A chunk's reported numbers on the host (one wait), cut to the epochs that ran, and the training loss of
+    the weights it ended with."""
+    losses, val_scores, predictions, last = (backend.to_numpy(a) for a in outputs)
     return Numbers(losses[:count].astype(np.float64), val_scores[:count].astype(np.float64) if validated else None,
-                   predictions[:count] if recorded else None)
+                   predictions[:count] if recorded else None), float(last)
 
 
 def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) -> int:
@@ -242,7 +251,8 @@ def _chunk_function(backend: Backend, architecture: Architecture, optimizer: Opt
             return compiler.when(index < count, epoch, skip, carried, order, rate)
 
         indices = xp.arange(length, dtype=count.dtype)
-        return compiler.scan(maybe, trained, (indices, orders, rates))
+        carried, outputs = compiler.scan(maybe, trained, (indices, orders, rates))
+        return carried, (*outputs, scores(backend, architecture, carried[0], (x, y))[0])
 
     return chunk
 

@@ -125,6 +125,9 @@ class EagerRunner:
     def kept(self, handle: TrainState) -> TrainState:
         return handle
 
+    def last_loss(self, state: TrainState) -> None:
+        return None  # on the way: scoring the last weights costs one forward pass
+
     def latest(self, state: TrainState) -> TrainState:
         if self._done is not None:  # inside a run: its last completed epoch
             state = self._state(*self._done)

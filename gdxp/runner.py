@@ -69,5 +69,8 @@ class Runner(Protocol):
     def kept(self, handle: Any) -> TrainState:
         """The state a :meth:`keep` handle stands for."""
 
+    def last_loss(self, state: TrainState) -> float | None:
+        """The training loss of ``state``'s weights where the runner computed it already (None: not known)."""
+
     def latest(self, state: TrainState) -> TrainState:
         """After an interruption: the state of the last completed step (``state``, the last run's start or end)."""

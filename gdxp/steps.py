@@ -19,13 +19,15 @@ import numpy as np
 
 from . import backprop
 from ._typing import Array, BatchMeans, Namespace
+from .activations import ACTIVATIONS
 from .architecture import Architecture
 from .backend import Backend
+from .losses import LOSSES
 from .metrics import accuracy, metric_name
 from .optimizers import Optimizer
 
 __all__ = ["Step", "Trained", "UpdateGuard", "all_finite", "batches", "make_step", "score_function",
-           "scores", "training_loss"]
+           "scores", "surely_finite_loss", "training_loss"]
 
 Trained = tuple[Sequence[Array], Sequence[Sequence[Array]], Any]  # weights, optimizer state, steps: a step's carry
 Step = Callable[[Trained, Array, Array], tuple[Trained, Array, Array]]
@@ -145,6 +147,41 @@ def training_loss(backend: Backend, architecture: Architecture, weights: Sequenc
     if not all_finite(backend, weights):
         return math.inf
     return float(backend.parameters.to_numpy(scores(backend, architecture, weights, data))[0])
+
+
+_BOUNDED = tuple(ACTIVATIONS[name] for name in ("sigmoid", "tanh", "softmax"))  # outputs within [-1, 1]
+_NO_LARGER = tuple(ACTIVATIONS[name] for name in ("relu", "leaky_relu", "identity"))  # |f(s)| <= |s|
+_SQUARED = tuple(LOSSES[name] for name in ("squared_error", "half_squared_error", "mse"))
+
+
+def surely_finite_loss(backend: Backend, architecture: Architecture, weights: Sequence[Array],
+                       data: tuple[Array, Array]) -> bool:
+    """Whether the loss of ``weights`` on ``data`` is certainly finite, from bounds that cost far less than a
+    forward pass: ``|sop| <= max|x| * max_j sum_i |W_ij| + max|b|`` layer by layer (gdxp's own activations
+    keep or shrink that bound), then the loss's own bound (squared errors; the fused cross-entropies).
+    False means not known: then the loss is computed (:func:`training_loss`). NaN anywhere makes it False."""
+    layers, loss = architecture.layers, architecture.loss
+    if loss not in _SQUARED and loss.fused.get(architecture.output.name) is None:
+        return False  # a log of a probability that may be exactly 0
+    if not all(layer.activation in _BOUNDED + _NO_LARGER for layer in layers):
+        return False
+    held, xp = backend.parameters, backend.xp
+    x, y = data
+    sizes = [held.xp.max(held.xp.sum(held.xp.abs(weights[layer.weight_index]), axis=0)) for layer in layers]
+    offsets = [held.xp.max(held.xp.abs(weights[layer.bias_index])) if layer.bias_index is not None
+               else held.xp.zeros_like(sizes[0]) for layer in layers]
+    parts = [float(v) for v in held.to_numpy(held.xp.stack(sizes + offsets))]  # Python floats: inf, never a warning
+    bound, target = (float(v) for v in backend.to_numpy(xp.stack([xp.max(xp.abs(x)), xp.max(xp.abs(y))])))
+    limit = float(np.finfo(backend.dtype_name).max) / 1e3  # far from overflow, whatever the rounding
+    for layer, size, offset in zip(layers, parts[:len(layers)], parts[len(layers):]):
+        sop = 1.1 * (bound * size + offset)  # the sums of products, with room for their rounding
+        if not sop < limit:
+            return False
+        bound = 1.0 if layer.activation in _BOUNDED else sop
+    n_out = architecture.sizes[-1]
+    if loss in _SQUARED:
+        return bound + target < math.sqrt(limit / n_out)
+    return n_out * (2.0 * bound * (1.0 + target) + n_out) < limit
 
 
 def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:

@@ -25,7 +25,7 @@ from .hooks import Hooks, TrainingDiverged
 from .options import FitOptions
 from .runner import Model, Runner
 from .state import Patience, TrainState, checkpoint
-from .steps import UpdateGuard, all_finite, training_loss
+from .steps import UpdateGuard, all_finite, surely_finite_loss, training_loss
 
 __all__ = ["train"]
 
@@ -102,7 +102,12 @@ def _ended(backend: Backend, architecture: Architecture, data: tuple[Array, Arra
         elif hooks.history.best_epoch is not None:
             state = state._replace(patience=Patience(hooks.best_loss, hooks.history.best_epoch, best_weights,
                                                      hooks.waited))
-    if epoch > start.epoch and not math.isfinite(training_loss(backend, architecture, state.weights, data)):
+    if epoch == start.epoch:
+        return state, None
+    known = runner.last_loss(state)
+    if known is None and surely_finite_loss(backend, architecture, state.weights, data):
+        known = 0.0  # bounded: no forward pass needed to know it is finite
+    if not math.isfinite(known if known is not None else training_loss(backend, architecture, state.weights, data)):
         restored = _restorable(backend, architecture, data, start, runner.before(epoch), runner.before(epoch - 1))
         return restored, hooks.diverged(epoch)
     return state, None

@@ -292,3 +292,33 @@ def test_evaluate_scores_by_the_loss(backend):
         prediction = np.asarray(gdxp.Network([3, 4, 2], seed=2).predict(x))
         np.testing.assert_allclose(regression.evaluate(x, y)["r2"], sklearn_metrics.r2_score(y, prediction),
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss, output", [("squared_error", "sigmoid"), ("mse", "identity"),
+                                          ("cross_entropy", "softmax"), ("binary_cross_entropy", "sigmoid")])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3, 1e30, 1e100, 1e200, 1e300])
+def test_the_cheap_finite_loss_certificate_never_vouches_for_an_infinite_loss(backend, loss, output, scale):
+    # the run's ending skips scoring the last weights only where bounds prove their loss finite
+    from gdxp.steps import surely_finite_loss, training_loss
+    x, y = make_problem(8)
+    if loss in ("cross_entropy", "binary_cross_entropy"):
+        y = np.eye(2)[(y[:, 0] > y[:, 1]).astype(int)]
+    net = gdxp.Network([3, 4, 2], activation="relu", output_activation=output, loss=loss, seed=3, backend=backend)
+    with np.errstate(all="ignore"):
+        weights = [w * np.float64(scale).astype(w.dtype) for w in net.get_weights()]
+    if not all(np.all(np.isfinite(w)) for w in weights):
+        pytest.skip("the weights themselves overflow this dtype")
+    net.set_weights(weights)
+    data = net.as_batch(x, y)
+    with net.backend.activate(training=True):
+        vouched = surely_finite_loss(net.backend, net.architecture, net.state.weights, data)
+        loss_value = training_loss(net.backend, net.architecture, net.state.weights, data)
+    assert not vouched or math.isfinite(loss_value)  # never wrong
+    assert vouched or scale > 1e3  # and of use: ordinary weights are vouched for
+
+
+def test_the_certificate_leaves_a_custom_activation_to_the_forward_pass():
+    from gdxp.steps import surely_finite_loss
+    net = gdxp.Network([3, 2], output_activation=_steeper_sigmoid(), seed=0)
+    x, y = make_problem(4)
+    assert not surely_finite_loss(net.backend, net.architecture, net.state.weights, net.as_batch(x, y))

@@ -104,7 +104,8 @@ def benchmark_sections(out: str) -> tuple[list[str], str | None]:
 
 @pytest.mark.slow
 def test_benchmark_runs_every_workload_and_prints_ratios():
-    out = run_example("benchmark.py", "--widths", "--steps", "50", "--long-steps", "200", "--batches", "2", "--repeats", "1",
+    out = run_example("benchmark.py", "--widths",
+                      "--steps", "50", "--long-steps", "200", "--batches", "2", "--repeats", "1",
                       "--wide", "32", "--wide-steps", "2")
     sections = benchmark_sections(out)[0][1:]
     assert [s.splitlines()[0] for s in sections] == [
@@ -129,7 +130,8 @@ def test_benchmark_runs_every_workload_and_prints_ratios():
 @pytest.mark.slow
 def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
     libraries = [name for name in ("torch", "jax", "array_api_strict") if usable(name)]
-    out = run_example("benchmark.py", "--widths", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches", "2",
+    out = run_example("benchmark.py", "--widths",
+                      "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches", "2",
                       "--repeats", "1")
     tiny, wide = (table(section) for section in benchmark_sections(out)[0][1:])
     fits = {f"gdxp fit {name}" for name in libraries}
@@ -151,7 +153,8 @@ def test_benchmark_times_gdxp_fit_on_every_cpu_library_per_step():
 def test_benchmark_times_compiled_fit_against_the_floor_and_a_bare_jit_scan_loop():
     if not usable("jax"):
         pytest.skip("JAX cannot run here")
-    out = run_example("benchmark.py", "--widths", "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches",
+    out = run_example("benchmark.py", "--widths",
+                      "--steps", "40", "--long-steps", "160", "--other-steps", "3", "--batches",
                       "2", "--repeats", "2")
     compiled = benchmark_sections(out)[1]
     assert compiled.startswith(COMPILED_TITLE + "40 and 160 steps\n")
@@ -223,7 +226,8 @@ def test_benchmark_times_sgd_and_adam_at_each_width_against_pytorch():
 
 @pytest.mark.slow
 def test_benchmark_on_another_backend_also_times_the_numpy_step():
-    out = run_example("benchmark.py", "--widths", "--steps", "5", "--batches", "1", "--repeats", "1",
+    out = run_example("benchmark.py", "--widths",
+                      "--steps", "5", "--batches", "1", "--repeats", "1",
                       "--backend", "array_api_strict")
     tiny, wide = benchmark_sections(out)[0][1:]
     assert "backend array_api_strict" in out.splitlines()[0]
