@@ -2,7 +2,7 @@
 
 :class:`CompiledRunner` is the training loop's runner (:mod:`gdxp.training`, :mod:`gdxp.runner`) for such a
 backend. The step is the engine's own (:func:`gdxp.steps.make_step`: backprop, then the optimizer's update,
-pure on JAX's immutable arrays), traced by the backend's :class:`~gdxp.backend.base.Compiler` with the epoch
+pure on JAX's immutable arrays), traced by the backend's :class:`~gdxp.backend.compiler.Compiler` with the epoch
 loop around it: a scan over an epoch's batches inside a scan over a run of epochs. Weights, optimizer state
 and the step count stay on the device; the learning rates, the step count and the data are arguments, never
 constants of the program, so new rates or new data of the same shapes run the same program. Each run's numbers

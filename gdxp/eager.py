@@ -58,7 +58,9 @@ class EagerRunner:
         deadline = clock() + RUN_SECONDS
         self._patience, self._done, self._first = state.patience, None, epoch
         for current in range(epoch, epoch + count):
-            self._previous, self._current = self._current, (current, _copied(xp, trained) if copies else trained)
+            spare = None if self._previous is None else self._previous[1]  # a copy no longer needed: reused
+            self._previous, self._current = self._current, (current, _copied(xp, trained, spare) if copies
+                                                            else trained)
             trained, value, prediction = self._epoch(trained, fixed or self._make(self.options.rate(current)))
             self._done = trained, current
             self._deliver()
@@ -137,7 +139,14 @@ class EagerRunner:
         return state
 
 
-def _copied(xp: Any, trained: tuple[Any, ...]) -> tuple[Any, ...]:
+def _copied(xp: Any, trained: tuple[Any, ...], spare: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """A copy of a step's carry that in-place updates cannot change, written into ``spare`` (an earlier copy
+    of the same shapes, no longer needed) where there is one: no new memory to allocate and fault in."""
     weights, optimizer_state, steps = trained
-    copies = checkpoint(xp, TrainState(weights, optimizer_state))
-    return copies.weights, copies.optimizer_state, steps
+    if spare is None:
+        copies = checkpoint(xp, TrainState(weights, optimizer_state))
+        return copies.weights, copies.optimizer_state, steps
+    for source, target in zip([*weights, *(a for slot in optimizer_state for a in slot)],
+                              [*spare[0], *(a for slot in spare[1] for a in slot)]):
+        target[...] = source
+    return spare[0], spare[1], steps

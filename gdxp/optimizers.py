@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._typing import Array, Namespace
@@ -24,6 +24,12 @@ from .validation import check_positive_number
 __all__ = ["OPTIMIZERS", "Adam", "AdamW", "Momentum", "Optimizer", "SGD", "get_optimizer"]
 
 State = list[list[Array]]
+Pieces = Callable[..., Sequence[tuple[Array, ...]]]  # a backend's pieces(*arrays): how an update goes through them
+
+
+def whole(*arrays: Array) -> Sequence[tuple[Array, ...]]:
+    """The arrays as one piece: an update goes through them whole."""
+    return (arrays,)
 
 
 class Optimizer:
@@ -48,10 +54,11 @@ class Optimizer:
         return [[xp.zeros_like(w) for w in weights] for _ in range(self.state_size)]
 
     def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
-               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+               learning_rate: float | Array, step: int | Array, pieces: Pieces = whole) -> tuple[list[Array], State]:
         """The weights and state after step number ``step`` (from 1); ``state`` as :meth:`init` made it or
         an earlier update returned it. Mutable arrays are changed in place (``grads`` too: they are
-        scratch), immutable ones replaced; use what comes back."""
+        scratch), immutable ones replaced; use what comes back. ``pieces``: how an in-place update may go
+        through the arrays (:meth:`gdxp.backend.Backend.pieces`), whole by default."""
         raise NotImplementedError
 
     def check_state(self, state: State, expected: Sequence[tuple[int, ...]]) -> None:
@@ -75,7 +82,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
-               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+               learning_rate: float | Array, step: int | Array, pieces: Pieces = whole) -> tuple[list[Array], State]:
         rate = -learning_rate
         for index, w in enumerate(weights):
             g = grads[index]
@@ -104,7 +111,7 @@ class Momentum(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov}
 
     def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
-               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
+               learning_rate: float | Array, step: int | Array, pieces: Pieces = whole) -> tuple[list[Array], State]:
         momentum, new_weights, velocities = self.momentum, [], []
         for w, g, v in zip(weights, grads, state[0]):
             g *= learning_rate  # lr * grad
@@ -125,7 +132,9 @@ class Adam(Optimizer):
     """Adam (Kingma and Ba, 2015): moving averages of the gradient and its square, bias-corrected.
 
     ``W -= lr * m_hat / (sqrt(v_hat) + epsilon)`` with ``m_hat = m / (1 - beta1**t)`` and
-    ``v_hat = v / (1 - beta2**t)``.
+    ``v_hat = v / (1 - beta2**t)``. Where the arrays change in place, the update goes through them in the
+    cache-sized pieces the backend's :meth:`~gdxp.backend.Backend.pieces` gives (``pieces``), so that its
+    temporaries never leave the cache.
     """
 
     name = "adam"
@@ -140,27 +149,34 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
 
     def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
-               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
-        b1, b2, epsilon = self.beta1, self.beta2, self.epsilon
-        first_correction, second_correction = _bias_correction(xp, b1, step), _bias_correction(xp, b2, step)
+               learning_rate: float | Array, step: int | Array, pieces: Pieces = whole) -> tuple[list[Array], State]:
+        corrections = _bias_correction(xp, self.beta1, step), _bias_correction(xp, self.beta2, step)
         new_weights, firsts, seconds = [], [], []
-        for w, g, m, v in zip(weights, grads, state[0], state[1]):
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            g *= g  # the gradient is not needed again: its square in its place
-            g *= 1.0 - b2
-            v += g
-            denominator = xp.sqrt(v / second_correction)
-            denominator += epsilon
-            change = m / first_correction
-            change *= learning_rate
-            change /= denominator
-            w -= change
+        for arrays in zip(weights, grads, state[0], state[1]):
+            moved = [self._moved(xp, *piece, learning_rate, *corrections) for piece in pieces(*arrays)]
+            w, _, m, v = arrays if len(moved) > 1 else (moved[0][0], None, *moved[0][1:])  # whole: what came back
             new_weights.append(w)
             firsts.append(m)
             seconds.append(v)
         return new_weights, [firsts, seconds]
+
+    def _moved(self, xp: Namespace, w: Array, g: Array, m: Array, v: Array, learning_rate: float | Array,
+               first_correction: float | Array, second_correction: float | Array) -> tuple[Array, Array, Array]:
+        """One piece's step: its weights, first and second moments after it (changed in place where they can)."""
+        b1, b2 = self.beta1, self.beta2
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        g *= g  # the gradient is not needed again: its square in its place
+        g *= 1.0 - b2
+        v += g
+        denominator = xp.sqrt(v / second_correction)
+        denominator += self.epsilon
+        change = m / first_correction
+        change *= learning_rate
+        change /= denominator
+        w -= change
+        return w, m, v
 
 
 class AdamW(Adam):
@@ -183,16 +199,12 @@ class AdamW(Adam):
     def hyperparameters(self) -> dict[str, float | bool]:
         return {**super().hyperparameters(), "weight_decay": self.weight_decay}
 
-    def update(self, xp: Namespace, weights: Sequence[Array], grads: list[Array], state: State,
-               learning_rate: float | Array, step: int | Array) -> tuple[list[Array], State]:
-        shrink = learning_rate * self.weight_decay
-        decays = [shrink * w for w in weights]  # from the weights before Adam's step changes them
-        stepped, new_state = super().update(xp, weights, grads, state, learning_rate, step)
-        for index, decay in enumerate(decays):
-            w = stepped[index]
-            w -= decay
-            stepped[index] = w
-        return stepped, new_state
+    def _moved(self, xp: Namespace, w: Array, g: Array, m: Array, v: Array, learning_rate: float | Array,
+               first_correction: float | Array, second_correction: float | Array) -> tuple[Array, Array, Array]:
+        decay = (learning_rate * self.weight_decay) * w  # from the weights before Adam's step changes them
+        w, m, v = super()._moved(xp, w, g, m, v, learning_rate, first_correction, second_correction)
+        w -= decay
+        return w, m, v
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "adamw": AdamW}

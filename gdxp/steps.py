@@ -78,6 +78,7 @@ def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer
     batch's samples, to the loss and its gradient, for the weights W only (not the biases). ``guard``
     holds Ctrl-C while an in-place update runs, for the caller to deliver once it has recorded the step."""
     update, batch_means, settled = optimizer.update, backend.batch_means, backend.settled
+    pieces = backend.parameters.pieces
     gradients = backprop.gradient_function(architecture.layers, architecture.loss, want_loss=True)
     held = backend.parameters.xp
     decayed = [layer.weight_index for layer in architecture.layers]
@@ -95,11 +96,11 @@ def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer
                 value = value + 0.5 * per_sample * held.vecdot(flat, flat)
         steps += 1
         if guard is None:
-            new_weights, new_state = update(held, weights, grads, state, learning_rate, steps)
+            new_weights, new_state = update(held, weights, grads, state, learning_rate, steps, pieces)
         else:
             guard.updating = True
             try:
-                new_weights, new_state = update(held, weights, grads, state, learning_rate, steps)
+                new_weights, new_state = update(held, weights, grads, state, learning_rate, steps, pieces)
             finally:
                 guard.updating = False
         return (new_weights, new_state, steps), value, prediction
@@ -165,13 +166,12 @@ def surely_finite_loss(backend: Backend, architecture: Architecture, weights: Se
         return False  # a log of a probability that may be exactly 0
     if not all(layer.activation in _BOUNDED + _NO_LARGER for layer in layers):
         return False
-    held, xp = backend.parameters, backend.xp
-    x, y = data
+    held = backend.parameters
     sizes = [held.xp.max(held.xp.sum(held.xp.abs(weights[layer.weight_index]), axis=0)) for layer in layers]
     offsets = [held.xp.max(held.xp.abs(weights[layer.bias_index])) if layer.bias_index is not None
                else held.xp.zeros_like(sizes[0]) for layer in layers]
     parts = [float(v) for v in held.to_numpy(held.xp.stack(sizes + offsets))]  # Python floats: inf, never a warning
-    bound, target = (float(v) for v in backend.to_numpy(xp.stack([xp.max(xp.abs(x)), xp.max(xp.abs(y))])))
+    bound, target = (backend.largest_magnitude(a) for a in data)
     limit = float(np.finfo(backend.dtype_name).max) / 1e3  # far from overflow, whatever the rounding
     for layer, size, offset in zip(layers, parts[:len(layers)], parts[len(layers):]):
         sop = 1.1 * (bound * size + offset)  # the sums of products, with room for their rounding

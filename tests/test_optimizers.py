@@ -307,3 +307,25 @@ def test_adamw_saves_and_resumes_exactly_and_refuses_a_bad_decay(tmp_path):
     for bad, error in ((-0.1, ValueError), (float("inf"), ValueError), (10**400, ValueError), ("0.1", TypeError)):
         with pytest.raises(error, match="weight_decay must be a"):
             AdamW(weight_decay=bad)
+
+
+@pytest.mark.parametrize("make", [Adam, lambda: AdamW(weight_decay=0.1)], ids=["adam", "adamw"])
+def test_an_update_in_cache_sized_pieces_equals_the_update_whole_bit_for_bit(backend, make):
+    # issue 18: on a CPU the backend cuts large arrays into pieces so that the update's temporaries stay in cache
+    optimizer, rng = make(), np.random.default_rng(0)
+    shapes = [(700, 1000), (1000,)]  # the first is several pieces of a megabyte, the second one piece
+    host_weights = [rng.normal(size=shape) for shape in shapes]
+    host_grads = [rng.normal(size=shape) for shape in shapes]
+    results, held = [], backend.parameters  # where the weights live (Dask: NumPy on the client)
+    for pieces in (None, held.pieces):
+        weights = [held.asarray(w, copy=True) for w in host_weights]  # the update changes them in place
+        grads = [held.asarray(g, copy=True) for g in host_grads]
+        with backend.activate():
+            state = optimizer.init(held.xp, weights)
+            extra = {} if pieces is None else {"pieces": pieces}
+            new, state = optimizer.update(held.xp, weights, grads, state, 0.01, 3, **extra)
+        results.append([np.asarray(held.to_numpy(a)) for a in (*new, *state[0], *state[1])])
+    for whole, pieced in zip(*results, strict=True):
+        np.testing.assert_array_equal(pieced, whole)
+    if backend.name == "numpy":
+        assert len(backend.pieces(*[backend.asarray(w) for w in host_weights[:1]] * 4)) > 1

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import array_api_compat
 import numpy as np
 
 from .._typing import Array, BatchMeans, Namespace
+from .compiler import Compiler
 
-__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "Compiler", "host_array"]
+__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "host_array"]
 
 FLOAT_DTYPES = ("float32", "float64")
 # The math passes Python scalars to maximum/where and arithmetic, which the standard allows from 2024.12.
@@ -23,21 +24,6 @@ _DLPACK_CPU = 1  # kDLCPU, the device type of host memory in DLPack
 
 class BackendUnavailableError(RuntimeError):
     """A known backend that cannot run here (library missing, or no usable device)."""
-
-
-class Compiler(Protocol):
-    """What a backend that can trace gdxp's own array code into one program offers the training loop
-    (JAX does; another tracing library could): the loop's structure, never a second copy of the math."""
-
-    def compile(self, function: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any], float]:
-        """``function`` traced and compiled for arguments like ``args`` (arrays on the backend's device),
-        and the seconds that took."""
-
-    def scan(self, body: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any) -> tuple[Any, Any]:
-        """``body(carry, x) -> (carry, y)`` over the leading axis of ``xs``; the last carry and the stacked ys."""
-
-    def when(self, flag: Array, then: Callable[..., Any], otherwise: Callable[..., Any], *operands: Any) -> Any:
-        """``then(*operands)`` where the 0-d boolean ``flag`` holds, else ``otherwise(*operands)``: only one runs."""
 
 
 class Backend:
@@ -137,6 +123,15 @@ class Backend:
     def holds(self, arr: Any) -> bool:
         """Whether ``arr`` is already this backend's: its library, its device and its dtype."""
         return self._is_native(arr) and arr.dtype == self.dtype and self._is_here(arr)
+
+    def pieces(self, *arrays: Array) -> Sequence[tuple[Array, ...]]:
+        """``arrays`` (of one shape) as pieces an in-place update may go through one at a time: here whole; on
+        a CPU, flat views of about a megabyte (:func:`gdxp.backend.numpy.flat_pieces`) that stay in cache."""
+        return (arrays,)
+
+    def largest_magnitude(self, arr: Array) -> float:
+        """``max |arr|`` as a float (one read from the device)."""
+        return float(self.to_numpy(self.xp.max(self.xp.abs(arr))))
 
     def zeros(self, shape: Sequence[int]) -> Array:
         """An array of zeros made on this device, with our dtype."""

@@ -167,6 +167,11 @@ class DaskBackend(Backend):
                      for i in range(0, len(parts), 2)]
         return parts[0][0], self._da.concatenate(predictions)
 
+    def largest_magnitude(self, arr: Array) -> float:
+        """``max |arr|`` over its non-empty chunks (Dask's own reduction trips over an empty one)."""
+        blocks = [abs(arr.blocks[i]).max() for i, rows in enumerate(arr.chunks[0]) if rows]
+        return float(max(self.compute(*blocks)))
+
     def settled(self, means: Any) -> list[Array]:
         """The means :meth:`batch_means` gave, computed in one graph, as NumPy arrays on the client."""
         return [np.asarray(m) for m in self.compute(means)[0]]

@@ -92,7 +92,7 @@ def _jax_device_name(jax: Any, device: Any) -> str:
 
 
 class JaxCompiler:
-    """The :class:`~gdxp.backend.base.Compiler` of JAX: ``jax.jit`` compiled ahead of time on the backend's
+    """The :class:`~gdxp.backend.compiler.Compiler` of JAX: ``jax.jit`` compiled ahead of time on the backend's
     device, ``lax.scan`` and ``lax.cond``."""
 
     def __init__(self, jax: Any, device: Any) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._typing import Array
 from .base import Backend, first_line, import_library
+from .numpy import flat_pieces
 
 
 class TorchBackend(Backend):
@@ -45,6 +47,13 @@ class TorchBackend(Backend):
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
+
+    def pieces(self, *arrays: Array) -> Sequence[tuple[Array, ...]]:
+        """Cache-sized pieces on the CPU (:func:`~gdxp.backend.numpy.flat_pieces`); whole arrays on a GPU,
+        where each piece would be a kernel launch."""
+        if self.device.type != "cpu":
+            return (arrays,)
+        return flat_pieces(arrays, all(a.is_contiguous() for a in arrays), arrays[0].element_size())
 
     def _is_native(self, obj: Any) -> bool:
         return isinstance(obj, self._torch.Tensor)
