@@ -33,6 +33,7 @@ class EagerRunner:
         self.backend, self.architecture, self.options = model.backend, model.architecture, options
         self.inputs, self.targets, self.validation = inputs, targets, validation
         self.size = options.batch_size_for(inputs.shape[0])
+        self._one_batch = self.size >= inputs.shape[0]
         self.rng = model.shuffle_rng if options.shuffle and self.size < inputs.shape[0] else None
         self._copies, self._guard = guard is not None, guard
         self._make = lambda rate: make_step(model.backend, model.architecture, model.optimizer, rate,
@@ -54,16 +55,19 @@ class EagerRunner:
         xp, to_float, clock, isfinite = self.backend.parameters.xp, self.backend.to_float, time.perf_counter, \
             math.isfinite
         trained, losses = (state.weights, state.optimizer_state, state.steps), []
-        fixed, copies = self._fixed, self._copies
+        fixed, copies, guard, one_epoch = self._fixed, self._copies, self._guard, self._epoch
         deadline = clock() + RUN_SECONDS
         self._patience, self._done, self._first = state.patience, None, epoch
         for current in range(epoch, epoch + count):
-            spare = None if self._previous is None else self._previous[1]  # a copy no longer needed: reused
-            self._previous, self._current = self._current, (current, _copied(xp, trained, spare) if copies
-                                                            else trained)
-            trained, value, prediction = self._epoch(trained, fixed or self._make(self.options.rate(current)))
+            if copies:  # the copy from two epochs back is no longer needed: it takes this one
+                spare = None if self._previous is None else self._previous[1]
+                self._previous, self._current = self._current, (current, _copied(xp, trained, spare))
+            else:
+                self._previous, self._current = self._current, (current, trained)
+            trained, value, prediction = one_epoch(trained, fixed or self._make(self.options.rate(current)))
             self._done = trained, current
-            self._deliver()
+            if guard is not None:
+                guard.deliver()
             if self._per_epoch:
                 ran = self._state(trained, current)
                 return ran, self._numbers(ran, value, prediction)
@@ -75,23 +79,20 @@ class EagerRunner:
 
     def _epoch(self, trained: tuple[Any, ...], step: Any) -> tuple[tuple[Any, ...], Array, Array]:
         """One epoch's steps; its mean loss over the samples, each batch's taken before its update."""
-        n_samples = self.inputs.shape[0]
-        if self.size >= n_samples:  # one batch: the tutorials' case, where the epoch loop's own cost shows
+        if self._one_batch:  # the tutorials' case, where the epoch loop's own cost shows
             return step(trained, self.inputs, self.targets)
+        n_samples = self.inputs.shape[0]
         total = None
         self._trained = trained
         for batch_x, batch_y in batches(self.backend, self.rng, self.inputs, self.targets, self.size):
             trained, value, prediction = step(trained, batch_x, batch_y)
             self._trained = trained
-            self._deliver()
+            if self._guard is not None:
+                self._guard.deliver()
             weighted = value * batch_x.shape[0]
             total = weighted if total is None else total + weighted
         self._trained = None
         return trained, total / n_samples, prediction
-
-    def _deliver(self) -> None:
-        if self._guard is not None:
-            self._guard.deliver()
 
     def _state(self, trained: tuple[Any, ...], epoch: int) -> TrainState:
         return TrainState(*trained, epoch, self._patience)

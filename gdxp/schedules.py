@@ -1,9 +1,11 @@
 """Learning-rate schedules: the rate of each epoch, from the rate ``fit`` was given.
 
-A schedule is any callable ``schedule(epoch) -> rate`` (epochs counted from 1); ``fit`` also takes one of
-the names below, built from its ``learning_rate`` and ``epochs``. Every rate is computed on the host and
-checked before training starts, so a bad schedule changes nothing; a compiled run takes the rates as
-data, so a new schedule does not recompile.
+A schedule is any callable ``schedule(epoch) -> rate`` of the network's epoch (counted from 1 at its first
+epoch ever, so a run split across ``fit`` calls takes the rates of the run in one); ``fit`` also takes one of
+the names below, built from its ``learning_rate`` and the epoch its run ends at. Each rate is computed on
+the host as its epoch comes and checked (the first before anything changes; a later bad one stops the run
+there), so no rate is kept ahead; a compiled run takes a run's rates as data, so a new schedule does not
+recompile.
 """
 
 from __future__ import annotations
