@@ -17,6 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    import sklearn  # noqa: F401
+except ModuleNotFoundError:
+    raise ModuleNotFoundError("gdxp.estimators needs scikit-learn: pip install 'gdxp[sklearn]' "
+                              "(or pip install scikit-learn)") from None
+
 import array_api_compat
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin

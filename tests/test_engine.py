@@ -322,3 +322,34 @@ def test_the_certificate_leaves_a_custom_activation_to_the_forward_pass():
     net = gdxp.Network([3, 2], output_activation=_steeper_sigmoid(), seed=0)
     x, y = make_problem(4)
     assert not surely_finite_loss(net.backend, net.architecture, net.state.weights, net.as_batch(x, y))
+
+
+# -- what the in-place updates demand elsewhere -----------------------------------------------------------------
+
+def test_weights_given_are_copied_so_training_never_writes_into_the_callers_arrays(backend):
+    # issue 19, item 5: with in-place updates an alias would now be written to; asarray(copy=True) always copies
+    if backend.name == "dask":
+        pytest.skip("the weights live on the client as NumPy arrays: the NumPy case")
+    net = gdxp.Network([3, 2], seed=0, backend=backend)
+    given = [backend.asarray(w) for w in net.get_weights()]
+    before = [np.array(backend.to_numpy(w)) for w in given]
+    net.set_weights(given)
+    x, y = make_problem(4)
+    net.fit(x, y, epochs=2, learning_rate=0.5, optimizer="adam", verbose=0)
+    for arr, kept in zip(given, before, strict=True):
+        np.testing.assert_array_equal(backend.to_numpy(arr), kept)
+
+
+def test_a_torch_tensor_given_as_weights_is_copied():
+    torch = pytest.importorskip("torch")
+    tensor = torch.ones((3, 2), dtype=torch.float64)
+    net = gdxp.Network([3, 2], bias=False, backend="torch", dtype="float64", weights=[tensor])
+    tensor += 1.0
+    np.testing.assert_array_equal(net.get_weights()[0], np.ones((3, 2)))
+
+
+def test_verbose_takes_true_and_false():
+    x, y = make_problem(4)
+    net = gdxp.Network([3, 2], seed=0)
+    assert net.fit(x, y, epochs=1, learning_rate=0.1, verbose=False).epochs == 1
+    assert FitOptions(epochs=1, learning_rate=0.1, verbose=True).verbose == 1

@@ -266,6 +266,22 @@ def test_scores_match_scikit_learns_mlp_on_wine_and_diabetes():
     assert results["diabetes"][0] >= results["diabetes"][1] - 0.05
 
 
+def test_the_estimators_without_scikit_learn_say_how_to_install_it():
+    # issue 22, item 6: a hint with the install line, as the backends give, not a bare ModuleNotFoundError
+    import subprocess
+    import sys
+    script = ("import sys\n"
+              "class NoSklearn:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.partition('.')[0] == 'sklearn':\n"
+              "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+              "sys.meta_path.insert(0, NoSklearn())\n"
+              "import gdxp.estimators\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "gdxp.estimators needs scikit-learn: pip install 'gdxp[sklearn]'" in result.stderr
+
+
 if __name__ == "__main__":
     print("data set   gdxp    sklearn   gdxp s  sklearn s")
     for data, (ours, theirs, our_seconds, their_seconds) in compare_with_sklearn().items():
