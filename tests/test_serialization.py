@@ -428,6 +428,12 @@ def test_a_save_removes_what_killed_saves_of_the_same_file_left(tmp_path):
 
 # -- bad files -------------------------------------------------------------------------------------
 
+def _patience(best_epoch):
+    """Patience's three numbers as a file holds them (its best weights left out)."""
+    return {"patience_best_loss": np.array(0.5), "patience_best_epoch": np.array(best_epoch),
+            "patience_waited": np.array(1)}
+
+
 def _savez(path, arrays, manifest=True):
     """Write ``arrays`` as gdxp would: with a manifest of their names (unless ``manifest`` is False)."""
     if manifest:
@@ -497,6 +503,10 @@ BAD_FILES = {
     "non-finite-weight": (_non_finite_weight, r"weight array 1 must hold finite numbers"),
     "newer-format": (lambda p, a: _savez(p, {**a, "format_version": np.array(4)}), r"newer gdxp \(format 4\)"),
     "negative-epoch": (lambda p, a: _savez(p, {**a, "epoch": np.array(-1)}), r"epoch must be at least 0, got -1"),
+    "patience-without-weights": (lambda p, a: _savez(p, {**a, **_patience(3)}),
+                                 r"lacks patience's best weights patience_weight_0"),
+    "patience-epoch-zero": (lambda p, a: _savez(p, {**a, **_patience(0)}),
+                            r"patience's record must be a finite loss, an epoch >= 1 and a count >= 0"),
     "format-as-text": (lambda p, a: _savez(p, {**a, "format_version": np.array("1")}),
                        r"entry 'format_version' must be a single value"),
     "fractional-sizes": (lambda p, a: _savez(p, {**a, "sizes": np.array([3.0, 5.0, 2.0])}),
