@@ -141,13 +141,7 @@ class EagerRunner:
 
 
 def _copied(xp: Any, trained: tuple[Any, ...], spare: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    """A copy of a step's carry that in-place updates cannot change, written into ``spare`` (an earlier copy
-    of the same shapes, no longer needed) where there is one: no new memory to allocate and fault in."""
+    """A :func:`~gdxp.state.checkpoint` of a step's carry, written into ``spare`` (the carry of an earlier one)."""
     weights, optimizer_state, steps = trained
-    if spare is None:
-        copies = checkpoint(xp, TrainState(weights, optimizer_state))
-        return copies.weights, copies.optimizer_state, steps
-    for source, target in zip([*weights, *(a for slot in optimizer_state for a in slot)],
-                              [*spare[0], *(a for slot in spare[1] for a in slot)]):
-        target[...] = source
-    return spare[0], spare[1], steps
+    copy = checkpoint(xp, TrainState(weights, optimizer_state), None if spare is None else TrainState(*spare[:2]))
+    return copy.weights, copy.optimizer_state, steps

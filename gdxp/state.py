@@ -39,7 +39,17 @@ class TrainState(NamedTuple):
     patience: Patience | None = None
 
 
-def checkpoint(xp: Namespace, state: TrainState) -> TrainState:
-    """A copy of ``state``'s arrays that later in-place updates cannot change."""
-    return state._replace(weights=[xp.asarray(w, copy=True) for w in state.weights],
-                          optimizer_state=[[xp.asarray(a, copy=True) for a in slot] for slot in state.optimizer_state])
+def checkpoint(xp: Namespace, state: TrainState, into: TrainState | None = None) -> TrainState:
+    """A copy of ``state``'s arrays that later in-place updates cannot change; written into ``into``'s arrays
+    (an earlier checkpoint of the same shapes, no longer needed) where given, so no memory is allocated."""
+    if into is None:
+        return state._replace(weights=[xp.asarray(w, copy=True) for w in state.weights],
+                              optimizer_state=[[xp.asarray(a, copy=True) for a in slot]
+                                               for slot in state.optimizer_state])
+    for source, target in zip(_arrays(state), _arrays(into)):
+        target[...] = source
+    return state._replace(weights=into.weights, optimizer_state=into.optimizer_state)
+
+
+def _arrays(state: TrainState) -> list[Array]:
+    return [*state.weights, *(a for slot in state.optimizer_state for a in slot)]
