@@ -47,7 +47,9 @@ summary() {  # the lines of a pytest log that say what failed and how many ran
 }
 
 pytest=("$python" -m pytest -m gpu -q -rfE --tb=short --durations=10)
-stage "pytest cupy and torch cuda" 150 pytest.log "${pytest[@]}" -k "not jax" --junitxml="$out/junit.xml" tests
+files=(tests/test_gpu.py)  # the GPU-only cases first, then the math on every GPU library
+for file in tests/test_*.py; do [ "$file" = tests/test_gpu.py ] || files+=("$file"); done
+stage "pytest cupy and torch cuda" 150 pytest.log "${pytest[@]}" -k "not jax" --junitxml="$out/junit.xml" "${files[@]}"
 summary pytest.log
 # JAX GPU: the float64 and cross-library cases first, then the compiled training, seeds and files in float32
 stage "pytest jax gpu" 100 pytest-jax.log "${pytest[@]}" \
