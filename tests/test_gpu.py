@@ -90,8 +90,9 @@ def test_a_file_saved_on_cupy_loads_on_torch_cuda_and_trains_on_alike(tmp_path):
     saved = gdxp.Network([3, 8, 2], seed=0, backend=gpu("cupy", "float64"))
     saved.fit(x, y, epochs=3, learning_rate=0.05, batch_size=4, optimizer="adam", verbose=0)
     saved.save(tmp_path / "net.npz", include_optimizer=True)
-    loaded = gdxp.load(tmp_path / "net.npz", backend=gpu("torch-cuda", "float64"))
-    assert loaded.backend.device_name.startswith("cuda")
+    gpu("torch-cuda", "float64")  # a skip, or a failure where required, if torch has no CUDA here
+    loaded = gdxp.load(tmp_path / "net.npz", backend="torch", device="cuda")
+    assert loaded.backend.device_name.startswith("cuda") and loaded.backend.dtype_name == "float64"
     for mine, theirs in zip(loaded.get_weights(), saved.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
     for net in (saved, loaded):
