@@ -42,8 +42,8 @@ stage() {  # stage NAME SECONDS LOG COMMAND...: run COMMAND into LOG, stopped wi
   echo "== $name: exit status $rc in $((SECONDS - start)) s (limit $seconds s)"
   [ "$rc" -eq 0 ] || failed+=("$name")
 }
-summary() {  # the lines of a pytest log that say what failed and how many ran
-  grep -hE '^(FAILED|ERROR)|[0-9]+ (passed|failed|error)|Interrupted|KeyboardInterrupt' "$out/$1" | cut -c1-240 | tail -40
+summary() {  # the lines of a pytest log that say what failed or skipped and how many ran
+  grep -hE '^(FAILED|ERROR|SKIPPED)|[0-9]+ (passed|failed|error)|Interrupted|KeyboardInterrupt' "$out/$1" | cut -c1-240 | tail -40
 }
 
 pytest=("$python" -m pytest -m gpu -q -rfEs --tb=short --durations=10 --continue-on-collection-errors)
