@@ -26,9 +26,9 @@ __all__ = [
     "host",
     "make_backend",
     "make_problem",
-    "required",
     "no_numpy_warnings",
     "on_device",
+    "required",
     "running_on",
     "tolerance",
 ]
