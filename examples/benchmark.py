@@ -311,13 +311,11 @@ def matmul_rate(backend: str, size: int, repeats: int) -> float:
     device = gdxp.get_backend(backend, dtype="float32")
     rng = np.random.default_rng(1)
     a, b = (device.asarray(rng.normal(size=(size, size))) for _ in range(2))
-    a @ b
-    device.synchronize()
+    device.synchronize(a @ b)
     times = []
     for _ in range(max(repeats, 3)):
         start = time.perf_counter()
-        a @ b
-        device.synchronize()
+        device.synchronize(a @ b)  # JAX waits for the arrays it is given
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times)
 
@@ -385,7 +383,7 @@ def step_loop(net: gdxp.Network, x: Array, y: Array, rate: float, steps: int) ->
     inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
     for _ in range(steps):
         net.step(inputs, targets, learning_rate=rate, check_finite=False)
-    net.backend.synchronize()
+    net.backend.synchronize(*net.state.weights)
     return net
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import gdxp
+
+# JAX would take 75% of a GPU's memory at its first device query, leaving CuPy and torch in the same script
+# none; unless the user chose otherwise, it allocates what it uses
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 _DLPACK_CPU = 1  # kDLCPU: DLPack's device type for host memory
 

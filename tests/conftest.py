@@ -13,6 +13,9 @@ from pathlib import Path
 # two simulated CPU devices for JAX, so that the tests can put a network on the second one; read by
 # XLA when JAX starts, so set before anything imports it
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+# JAX would take 75% of a GPU's memory at its first device query, leaving CuPy and torch (and other test
+# workers) none; unless the caller chose otherwise, it allocates what it uses
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import pytest  # noqa: E402
 from helpers import backend_combinations, make_backend, running_on  # noqa: E402

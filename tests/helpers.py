@@ -28,6 +28,7 @@ __all__ = [
     "make_problem",
     "no_numpy_warnings",
     "on_device",
+    "required",
     "running_on",
     "tolerance",
 ]
@@ -58,21 +59,33 @@ def backend_combinations():
     yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
     yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
     yield pytest.param(("torch", "cuda", "float32"), id="torch-cuda-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("torch", "cuda", "float64"), id="torch-cuda-float64", marks=pytest.mark.gpu)
     yield pytest.param(("jax", "gpu:0", "float32"), id="jax-gpu-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("jax", "gpu:0", "float64"), id="jax-gpu-float64", marks=pytest.mark.gpu)
 
 
-# CI names the libraries it installed here, so that a broken install fails instead of skipping
+# CI names the libraries it installed here, so that a broken install fails instead of skipping; a GPU run names
+# the GPU devices too ("cupy,torch:cuda,jax:gpu"), so that a library that runs only on the CPU fails as well
 REQUIRED_BACKENDS = {name for name in os.environ.get("GDXP_REQUIRE_BACKENDS", "").split(",") if name}
+
+
+def required(name: str, device=None) -> bool:
+    """Whether GDXP_REQUIRE_BACKENDS requires backend ``name`` (named alone or with a device), or with a
+    ``device``, that device's platform of it (``torch:cuda`` for ``"cuda:0"``, ``jax:gpu`` for ``"gpu:0"``)."""
+    if device is not None:
+        return f"{name}:{str(device).split(':')[0]}" in REQUIRED_BACKENDS
+    return any(entry == name or entry.startswith(f"{name}:") for entry in REQUIRED_BACKENDS)
 
 
 def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
     """The backend, or a skip that says why it cannot run here (a failure for a required backend).
 
-    A device this machine lacks (a GPU) is a skip too: the library runs, but not there.
+    A device this machine lacks (a GPU) is a skip too: the library runs, but not there (a failure where that
+    device is required).
     """
     status = _status(name)
     if not status.usable:
-        if name in REQUIRED_BACKENDS:
+        if required(name):
             pytest.fail(f"{name} is required here (GDXP_REQUIRE_BACKENDS) but unavailable: {status.reason}")
         pytest.skip(f"{name} unavailable: {status.reason}")
     try:
@@ -80,6 +93,9 @@ def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
     except ValueError as err:
         if device is None or any(str(device).split(":")[0] in found for found in status.devices):
             raise
+        if required(name, device):
+            pytest.fail(f"{name} on {device!r} is required here (GDXP_REQUIRE_BACKENDS) but there is no such "
+                        f"device: {err}")
         pytest.skip(f"{name} has no device {device!r} here: {err}")
 
 

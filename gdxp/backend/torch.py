@@ -44,7 +44,7 @@ class TorchBackend(Backend):
     def to_numpy(self, arr: Array) -> np.ndarray:
         return arr.cpu().numpy()
 
-    def synchronize(self) -> None:
+    def synchronize(self, *arrays: Array) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
 
