@@ -6,9 +6,11 @@ A plain module, imported as ``from helpers import ...`` (pytest puts ``tests/`` 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
+import re
 import warnings
 
 import array_api_compat
@@ -29,6 +31,7 @@ __all__ = [
     "no_numpy_warnings",
     "on_device",
     "running_on",
+    "skip_summary",
     "tolerance",
 ]
 
@@ -163,3 +166,33 @@ def assert_same_weights(a, b, **tol):
     """Two networks hold the same weights: exactly, or within ``tol`` (rtol/atol) when given."""
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
+
+
+_SKIPS = (  # a skip's reason -> what was skipped, and why or how to run it
+    (re.compile(r"(\w+) unavailable: (.*)"), "{0}", "{1}"),
+    (re.compile(r"(\w+) has no device '([^']+)' here"), "{0} on {1}",
+     "no such device here: on a GPU, with {0}'s GPU build, python -m pytest -m gpu"),
+    (re.compile(r"could not import '([^']+)'.*"), "tests needing {0}", "not installed: pip install -e '.[test]'"),
+)
+
+
+def skip_summary(reasons: list[str]) -> list[str]:
+    """Lines saying which backends (and libraries) the skipped tests needed, how many each, and why they
+    could not run or how to install them; the other skips counted in one line. Nothing when nothing skipped."""
+    if not reasons:
+        return []
+    grouped: dict[tuple[str, str], int] = collections.Counter()
+    for reason in reasons:
+        reason = reason.removeprefix("Skipped: ")
+        for pattern, what, why in _SKIPS:
+            found = pattern.fullmatch(reason) or pattern.match(reason)
+            if found:
+                grouped[what.format(*found.groups()), why.format(*found.groups())] += 1
+                break
+        else:
+            grouped["other reasons (pytest -rs lists them)", ""] += 1
+    width = max(len(what) for what, _ in grouped)
+    lines = [f"{len(reasons)} tests skipped, needing:"]
+    for (what, why), count in sorted(grouped.items(), key=lambda item: (-item[1], item[0])):
+        lines.append(f"  {what:<{width}} {count:>6} tests" + (f"  {why}" if why else ""))
+    return lines
