@@ -423,3 +423,33 @@ def test_dask_cluster_trains_on_clusters_of_one_and_two_workers_like_numpy(tmp_p
     assert {name for name, _ in runs} == contenders and len({losses for _, losses in runs}) == 1  # the same fit
     overheads = re.findall(r"^  (.+?) +[\d.]+ ms/step .* overhead +-?[\d.]+ ms$", out, flags=re.MULTILINE)
     assert set(overheads) == contenders | {"dask, local threads"}
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_top_to_bottom_on_the_checkouts_gdxp(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")  # gives the kernel named python3, on this very interpreter
+    notebook = nbformat.read(EXAMPLES / "backprop_walkthrough.ipynb", as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("print(gdxp.__file__)"))  # which gdxp the kernel imported
+    monkeypatch.setenv("PYTHONPATH", PYTHONPATH)  # the kernel, a child process, imports this checkout's gdxp
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert not list(tmp_path.iterdir())  # it writes no files
+
+    def outputs(kind: str) -> list:
+        return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+                if kind in output.get("data", {})]
+
+    printed = [output.text for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+               if output.output_type == "stream" and output.name == "stdout"]
+    assert Path(printed[-1].strip()).parent == EXAMPLES.parent / "gdxp"
+    tables = [output["data"]["text/html"] for output in outputs("text/html")]
+    captions = [table.split("</caption>")[0].rsplit(">", 1)[1] for table in tables]  # summary, trace, history, trace
+    assert [caption.split(" of ")[0].split("(")[0] for caption in captions] == [
+        "Network", "One forward and backward pass", "History", "One forward and backward pass"]
+    assert len(outputs("image/png")) == 2  # the two loss plots
+    bars = "".join(output.text for cell in notebook.cells for output in cell.get("outputs", ())
+                   if output.output_type == "stream" and output.name == "stderr")
+    assert "80000/80000" in bars and "200/200" in bars  # the live progress bars, run to the end
+    assert "3 -> 5 hidden -> 1: prediction 0.840882 -> 0.200000" in "".join(printed)
