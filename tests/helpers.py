@@ -173,6 +173,7 @@ _SKIPS = (  # a skip's reason -> what was skipped, and why or how to run it
     (re.compile(r"(\w+) has no device '([^']+)' here"), "{0} on {1}",
      "no such device here: on a GPU, with {0}'s GPU build, python -m pytest -m gpu"),
     (re.compile(r"could not import '([^']+)'.*"), "tests needing {0}", "not installed: pip install -e '.[test]'"),
+    (re.compile(r"(\w+) is not installed: (.*)"), "{0}", "not installed ({1})"),  # scikit-learn's own checks
 )
 
 

@@ -64,7 +64,7 @@ def skip_where_torch_lacks_the_device(check) -> None:
     usable = {label.split(":")[0].split(" ")[0] for label in gdxp.backend_status("torch").devices} if asked else ()
     for device in asked - {None, "cpu"}:
         if device not in usable:
-            pytest.skip(f"torch has no usable {device!r} device here (its devices: {', '.join(sorted(usable))})")
+            pytest.skip(f"torch has no device {device!r} here (its devices: {', '.join(sorted(usable))})")
 
 
 def test_importing_gdxp_imports_no_scikit_learn():
@@ -319,7 +319,7 @@ def test_checks_on_a_torch_device_that_cannot_run_skip_with_the_reason(monkeypat
 
     on_cuda = functools.partial(check_array_api_input, array_namespace="torch", device_name="cuda",
                                 dtype_name="float32")
-    with pytest.raises(pytest.skip.Exception, match=r"torch has no usable 'cuda' device here \(its devices: cpu\)"):
+    with pytest.raises(pytest.skip.Exception, match=r"torch has no device 'cuda' here \(its devices: cpu\)"):
         skip_where_torch_lacks_the_device(on_cuda)
     skip_where_torch_lacks_the_device(functools.partial(check_array_api_input, array_namespace="torch",
                                                         device_name="cpu", dtype_name="float32"))  # runs
