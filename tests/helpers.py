@@ -179,21 +179,24 @@ _SKIPS = (  # a skip's reason -> what was skipped, and why or how to run it
 
 def skip_summary(reasons: list[str]) -> list[str]:
     """Lines saying which backends (and libraries) the skipped tests needed, how many each, and why they
-    could not run or how to install them; the other skips counted in one line. Nothing when nothing skipped."""
+    could not run or how to install them (the reason most of them gave); the other skips counted in one line.
+    Nothing when nothing skipped."""
     if not reasons:
         return []
-    grouped: dict[tuple[str, str], int] = collections.Counter()
+    why_by_what: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for reason in reasons:
         reason = reason.removeprefix("Skipped: ")
         for pattern, what, why in _SKIPS:
-            found = pattern.fullmatch(reason) or pattern.match(reason)
+            found = pattern.match(reason)
             if found:
-                grouped[what.format(*found.groups()), why.format(*found.groups())] += 1
+                why_by_what[what.format(*found.groups())][why.format(*found.groups())] += 1
                 break
         else:
-            grouped["other reasons (pytest -rs lists them)", ""] += 1
-    width = max(len(what) for what, _ in grouped)
+            why_by_what["other reasons (pytest -rs lists them)"][""] += 1
+    counts = {what: sum(whys.values()) for what, whys in why_by_what.items()}
+    width = max(map(len, counts))
     lines = [f"{len(reasons)} tests skipped, needing:"]
-    for (what, why), count in sorted(grouped.items(), key=lambda item: (-item[1], item[0])):
+    for what, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        why = why_by_what[what].most_common(1)[0][0]
         lines.append(f"  {what:<{width}} {count:>6} tests" + (f"  {why}" if why else ""))
     return lines
