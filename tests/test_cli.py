@@ -118,6 +118,7 @@ def test_the_demo_shows_progress_on_stderr_when_asked(capsys):
     assert "prediction after 50 steps" in out and "50/50" not in out
 
 
+@pytest.mark.slow  # Dask: seconds
 def test_the_demo_says_dask_takes_minutes_before_it_starts():
     pytest.importorskip("dask")
     assert "dask takes minutes here: Dask schedules each" in " ".join(_run("demo", "--help").split())

@@ -34,6 +34,7 @@ def run_example_process(name: str, *args: str, figures: Path | None = None) -> s
 
 
 def test_a_script_writes_into_figures_by_default_and_nowhere_else(tmp_path):
+    pytest.importorskip("matplotlib")  # the figure is what it writes
     result = subprocess.run([sys.executable, str(EXAMPLES / "part4_any_hidden.py"), "--hidden", "2", "--steps", "3"],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": PYTHONPATH})
@@ -48,7 +49,8 @@ def test_gitignore_covers_the_default_figures_folder():
     assert "figures/" in ignored
 
 
-@pytest.mark.parametrize("script", ["benchmark.py", "compare_devices.py", "dask_cluster.py", "part3_hidden_layer.py"])
+@pytest.mark.parametrize("script", ["benchmark.py", "compare_devices.py", pytest.param("dask_cluster.py",
+                                    marks=pytest.mark.slow), "part3_hidden_layer.py"])  # importing Dask takes seconds
 def test_help_shows_every_default_and_the_figures_folder(script):
     if script == "dask_cluster.py":
         pytest.importorskip("distributed")
@@ -373,6 +375,7 @@ def test_compare_devices_times_the_backends_asked_for_beside_numpy_with_progress
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["compare_devices.png"]  # --csv: elsewhere
 
 
+@pytest.mark.slow  # asks every library whether it can run: seconds
 def test_compare_devices_refuses_a_backend_that_cannot_run_here():
     unusable = next((name for name in ("cupy", "torch", "jax", "dask") if not usable(name)), None)
     if unusable is None:
