@@ -18,7 +18,7 @@ os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_p
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import pytest  # noqa: E402
-from helpers import backend_combinations, make_backend, running_on  # noqa: E402
+from helpers import backend_combinations, make_backend, running_on, skip_summary  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 import gdxp  # noqa: E402
@@ -36,3 +36,14 @@ def backend(request) -> gdxp.Backend:
     name, device, dtype = request.param
     with running_on(name, dtype):
         yield make_backend(name, device, dtype)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """At the end of a run, which backends the skipped tests needed and how to enable them."""
+    reasons = [report.longrepr[2] for report in terminalreporter.stats.get("skipped", [])
+               if isinstance(report.longrepr, tuple)]
+    lines = skip_summary(reasons)
+    if lines:
+        terminalreporter.section("skipped backends, and how to enable them")
+        for line in lines:
+            terminalreporter.write_line(line)

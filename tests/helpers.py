@@ -6,9 +6,11 @@ A plain module, imported as ``from helpers import ...`` (pytest puts ``tests/`` 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
+import re
 import warnings
 
 import array_api_compat
@@ -30,6 +32,7 @@ __all__ = [
     "on_device",
     "required",
     "running_on",
+    "skip_summary",
     "tolerance",
 ]
 
@@ -179,3 +182,37 @@ def assert_same_weights(a, b, **tol):
     """Two networks hold the same weights: exactly, or within ``tol`` (rtol/atol) when given."""
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
+
+
+_SKIPS = (  # a skip's reason -> what was skipped, and why or how to run it
+    (re.compile(r"(\w+) unavailable: (.*)"), "{0}", "{1}"),
+    (re.compile(r"(\w+) has no device '([^']+)' here"), "{0} on {1}",
+     "no such device here: on a GPU, with {0}'s GPU build, python -m pytest -m gpu"),
+    (re.compile(r"could not import '([^']+)'.*"), "tests needing {0}", "not installed: pip install -e '.[test]'"),
+    (re.compile(r"(\w+) is not installed: (.*)"), "{0}", "not installed ({1})"),  # scikit-learn's own checks
+)
+
+
+def skip_summary(reasons: list[str]) -> list[str]:
+    """Lines saying which backends (and libraries) the skipped tests needed, how many each, and why they
+    could not run or how to install them (the reason most of them gave); the other skips counted in one line.
+    Nothing when nothing skipped."""
+    if not reasons:
+        return []
+    why_by_what: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for reason in reasons:
+        reason = reason.removeprefix("Skipped: ")
+        for pattern, what, why in _SKIPS:
+            found = pattern.match(reason)
+            if found:
+                why_by_what[what.format(*found.groups())][why.format(*found.groups())] += 1
+                break
+        else:
+            why_by_what["other reasons (pytest -rs lists them)"][""] += 1
+    counts = {what: sum(whys.values()) for what, whys in why_by_what.items()}
+    width = max(map(len, counts))
+    lines = [f"{len(reasons)} tests skipped, needing:"]
+    for what, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        why = why_by_what[what].most_common(1)[0][0]
+        lines.append(f"  {what:<{width}} {count:>6} tests" + (f"  {why}" if why else ""))
+    return lines
