@@ -123,7 +123,11 @@ def test_early_stopping_keeps_the_best_validation_score():
                         learning_rate_init=0.01, random_state=0).fit(x, y)
     assert len(est.validation_scores_) == est.n_iter_ and est.best_loss_ is None
     assert est.best_validation_score_ == max(est.validation_scores_)
-    held_out = train_test_split(np.arange(178), random_state=np.random.RandomState(0), stratify=y, test_size=0.2)[1]
+    # scikit-learn's held-out rows: its random state after the starting weights (not stratified: 3 outputs)
+    rng = np.random.RandomState(0)
+    for fan_in, fan_out in ((13, 8), (8, 3)):
+        rng.uniform(size=(fan_in * fan_out + fan_out))
+    held_out = train_test_split(np.arange(178), random_state=rng, test_size=0.2)[1]
     assert est.score(x[held_out], y[held_out]) == est.best_validation_score_
 
 
@@ -134,7 +138,8 @@ def test_partial_fit_needs_the_classes_first_then_runs_one_epoch_each():
         est.partial_fit(x, y)
     est.partial_fit(x[:20], y[:20], classes=["barbera", "barolo", "grignolino"])
     est.partial_fit(x, y)
-    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2 and list(est.classes_) == ["barbera", "barolo", "grignolino"]
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 2 and est.t_ == 20 + 178  # n_iter_ counts per call
+    assert list(est.classes_) == ["barbera", "barolo", "grignolino"]
     with pytest.raises(ValueError, match="classes not in"):
         est.partial_fit(x, np.where(y == "barolo", "nebbiolo", y))
 
@@ -147,7 +152,7 @@ def test_warm_start_continues_the_weights_and_the_records():
         first = est.fit(x, y).coefs_[0]
         est.fit(x, y)
         cold = clone(est).set_params(warm_start=False, max_iter=8).fit(x, y)
-    assert est.n_iter_ == 8 and not np.array_equal(est.coefs_[0], first)
+    assert est.n_iter_ == 4 and len(est.loss_curve_) == 8 and not np.array_equal(est.coefs_[0], first)
     # the solver restarts on a warm fit (as scikit-learn's does): the first step after it differs from one fit's
     # (an epoch's loss is taken before its step, so the fifth is still the same)
     assert est.loss_curve_[:5] == cold.loss_curve_[:5] and est.loss_curve_[5] != cold.loss_curve_[5]
@@ -170,9 +175,13 @@ def test_alpha_is_scikit_learns_l2_penalty_on_the_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         plain = MLPClassifier(alpha=0.0, **settings).fit(x, y).loss_curve_[0]
-        penalized = MLPClassifier(alpha=0.5, **settings).fit(x, y).loss_curve_[0]
-    start = gdxp.Network([13, 8, 3], init="glorot_uniform", seed=3).get_weights()  # the weights fit began from
-    assert penalized - plain == pytest.approx(0.5 * 0.5 * sum((w**2).sum() for w in start[0::2]) / 178, rel=1e-12)
+        penalized = MLPClassifier(alpha=0.5, **settings).fit(x, y)
+    rng = np.random.RandomState(3)  # scikit-learn's starting weights for this seed: W1, b1, W2 (then b2)
+    bounds = np.sqrt(6 / 21), np.sqrt(6 / 11)
+    drawn = [rng.uniform(-bounds[0], bounds[0], (13, 8)), rng.uniform(size=8),
+             rng.uniform(-bounds[1], bounds[1], (8, 3))]
+    squares = (drawn[0] ** 2).sum() + (drawn[2] ** 2).sum()
+    assert penalized.loss_curve_[0] - plain == pytest.approx(0.5 * 0.5 * squares / 178, rel=1e-10)
 
 
 def test_solvers_and_activations_map_to_gdxp():
@@ -181,9 +190,11 @@ def test_solvers_and_activations_map_to_gdxp():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(x, y)
+        adam = clone(est).set_params(solver="adam").fit(x, y)
     assert [a.name for a in est.net_.activations] == ["sigmoid", "sigmoid", "softmax"]
     assert type(est.net_.optimizer).__name__ == "Momentum" and est.net_.optimizer.nesterov
-    for bad in ({"activation": "softmax"}, {"solver": "lbfgs"}, {"hidden_layer_sizes": (4, 0)},
+    assert type(adam.net_.optimizer).__name__ == "AdamEpsilonHat"  # scikit-learn's Adam
+    for bad in ({"activation": "softmax"}, {"solver": "momentum"}, {"hidden_layer_sizes": (4, 0)},
                 {"learning_rate_init": 0}, {"max_iter": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             clone(est).set_params(**bad).fit(x, y)
