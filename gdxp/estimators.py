@@ -184,6 +184,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return "identity", "half_squared_error"
 
     def _targets(self, y: np.ndarray, **_: Any) -> np.ndarray:
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y must hold real numbers for MLPRegressor, got an array of dtype {y.dtype}")
         return y.reshape(y.shape[0], -1)
 
     def _validation_score(self, x_val: Any, y_val: np.ndarray, weights: np.ndarray | None) -> float:

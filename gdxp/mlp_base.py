@@ -68,7 +68,7 @@ class BaseMLP(NetworkPickling, LbfgsTraining, StochasticTraining, BaseEstimator)
         return self._fit(X, y, sample_weight, incremental=False)
 
     def _check_solver(self) -> bool:
-        if self.solver not in ("sgd", "adam"):
+        if self.solver == "lbfgs":
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is "
                                  "not stochastic.")
         return True
@@ -88,6 +88,13 @@ class BaseMLP(NetworkPickling, LbfgsTraining, StochasticTraining, BaseEstimator)
     # -- fitting -----------------------------------------------------------------------------------
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool, classes: Any = None) -> BaseMLP:
+        if incremental:
+            self._validate_params()  # _fit_context checks only partial_fit's first call; here every call does
+        for name in _REAL_PARAMETERS:  # scikit-learn's intervals take 10**400, which no float holds
+            value = getattr(self, name)
+            if not np.isfinite(float(value) if -1e308 < value < 1e308 else np.inf):
+                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be a finite number, got "
+                                 f"{_short(value)}.")
         before = dict(vars(self))
         try:
             prepared = self._prepare(X, y, sample_weight, incremental=incremental, classes=classes)
@@ -187,6 +194,16 @@ class BaseMLP(NetworkPickling, LbfgsTraining, StochasticTraining, BaseEstimator)
             return arr
         host = np.array(to_numpy(arr))
         return xp.asarray(host, device=device) if host.dtype.kind in "biuf" else host  # str labels stay NumPy
+
+
+_REAL_PARAMETERS = ("alpha", "learning_rate_init", "power_t", "tol", "momentum", "validation_fraction", "beta_1",
+                    "beta_2", "epsilon")
+
+
+def _short(value: Any) -> str:
+    """A number for a message, a whole number of hundreds of digits cut short."""
+    text = repr(value)
+    return text if len(text) <= 20 else f"{text[:6]}... ({len(text)} digits)"
 
 
 def _initial_weights(sizes: Sequence[int], activation: str, rng: np.random.RandomState) -> list[np.ndarray]:
