@@ -23,7 +23,8 @@ from sklearn.utils._param_validation import generate_invalid_param_val, make_con
 from gdxp.estimators import MLPClassifier, MLPRegressor  # noqa: E402
 
 PAIRS = [(MLPClassifier, neural_network.MLPClassifier), (MLPRegressor, neural_network.MLPRegressor)]
-GDXP_ONLY = {MLPClassifier: ["class_weight", "backend", "device", "dtype"], MLPRegressor: ["backend", "device", "dtype"]}
+GDXP_ONLY = {MLPClassifier: ["class_weight", "backend", "device", "dtype"],
+             MLPRegressor: ["backend", "device", "dtype"]}
 
 
 def wine_data():
