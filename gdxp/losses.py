@@ -1,5 +1,7 @@
 """Loss functions, each the mean over the samples of a batch, and their gradients.
 
+``rows`` gives each sample's own loss instead of their mean, for a mean weighted by sample weights.
+
 ``gradient`` is the tutorials' first chain-rule factor, error -> prediction (``error_predicted_deriv``),
 already divided by the number of samples. Where an output activation and a loss cancel into
 ``prediction - target`` (softmax with cross-entropy, sigmoid with binary cross-entropy), the pair is
@@ -25,10 +27,12 @@ LossFunction = Callable[[Namespace, Array, Array], Array]
 @dataclass(frozen=True)
 class FusedOutput:
     """A loss paired with an output activation: ``value(xp, sop, target)`` and
-    ``delta(xp, prediction, target)`` = d loss / d sop, both exact and stable."""
+    ``delta(xp, prediction, target)`` = d loss / d sop, both exact and stable; ``rows(xp, sop, target)``
+    each sample's loss (shape ``(n_samples,)``), whose mean is ``value`` (None: no sample weights)."""
 
     value: LossFunction
     delta: LossFunction
+    rows: LossFunction | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ class TargetRange:
 
 @dataclass(frozen=True)
 class Loss:
-    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction.
+    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction;
+    ``rows(xp, prediction, target)`` gives each sample's loss (shape ``(n_samples,)``), whose mean is
+    ``value``, for means weighted by sample weights (None: the loss takes none).
 
     ``value_and_gradient`` computes the two together; a loss whose two share work (``p - t``) gives
     its own, otherwise it is the two calls one after the other. ``outputs`` names the output
@@ -58,6 +64,7 @@ class Loss:
     value_and_gradient: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
     outputs: tuple[str, ...] = ()
     target_range: TargetRange | None = None
+    rows: LossFunction | None = None
 
     def __post_init__(self) -> None:
         if self.value_and_gradient is None:
@@ -103,7 +110,11 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
         flat = xp.reshape(diff, (-1,))
         return xp.vecdot(flat, flat) * factor, diff * (2.0 * factor)
 
-    return Loss(name, value, gradient, value_and_gradient=both)
+    def rows(xp: Namespace, prediction: Array, target: Array) -> Array:
+        diff = prediction - target
+        return xp.vecdot(diff, diff) * (scale / diff.shape[1] if per_output else scale)
+
+    return Loss(name, value, gradient, value_and_gradient=both, rows=rows)
 
 
 def _clip_probability(xp: Namespace, prediction: Array) -> Array:
@@ -113,10 +124,27 @@ def _clip_probability(xp: Namespace, prediction: Array) -> Array:
     return xp.minimum(xp.maximum(prediction, float(finfo.smallest_normal)), 1.0 - float(finfo.eps))
 
 
-def binary_cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
+def _mean_and_rows(terms: LossFunction, *, negate: bool) -> tuple[LossFunction, LossFunction]:
+    """A loss from its ``terms`` per sample and output (negated with ``negate``): the mean over the samples
+    of their sums over the outputs (``value``), and each sample's sum (``rows``)."""
+
+    def value(xp: Namespace, prediction: Array, target: Array) -> Array:
+        total = xp.sum(terms(xp, prediction, target))
+        return (-total if negate else total) / _samples(prediction)
+
+    def rows(xp: Namespace, prediction: Array, target: Array) -> Array:
+        totals = xp.sum(terms(xp, prediction, target), axis=-1)
+        return -totals if negate else totals
+
+    return value, rows
+
+
+def _binary_log_likelihoods(xp: Namespace, prediction: Array, target: Array) -> Array:
     p = _clip_probability(xp, prediction)
-    per_output = target * xp.log(p) + (1.0 - target) * xp.log1p(-p)
-    return -xp.sum(per_output) / _samples(prediction)
+    return target * xp.log(p) + (1.0 - target) * xp.log1p(-p)
+
+
+binary_cross_entropy, binary_cross_entropy_rows = _mean_and_rows(_binary_log_likelihoods, negate=True)
 
 
 def binary_cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
@@ -124,19 +152,25 @@ def binary_cross_entropy_gradient(xp: Namespace, prediction: Array, target: Arra
     return (p - target) / (p * (1.0 - p) * _samples(prediction))
 
 
-def binary_cross_entropy_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+def _binary_cross_entropies_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
     """-t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)) = max(z, 0) - t z + log1p(exp(-|z|))."""
-    per_output = xp.maximum(sop, 0.0) - target * sop + xp.log1p(xp.exp(-xp.abs(sop)))
-    return xp.sum(per_output) / _samples(sop)
+    return xp.maximum(sop, 0.0) - target * sop + xp.log1p(xp.exp(-xp.abs(sop)))
+
+
+binary_cross_entropy_from_sop, binary_cross_entropy_rows_from_sop = _mean_and_rows(
+    _binary_cross_entropies_from_sop, negate=False)
 
 
 def prediction_minus_target(xp: Namespace, prediction: Array, target: Array) -> Array:
     return (prediction - target) * (1.0 / _samples(prediction))
 
 
-def cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
+def _log_likelihoods(xp: Namespace, prediction: Array, target: Array) -> Array:
     p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
-    return -xp.sum(target * xp.log(p)) / _samples(prediction)
+    return target * xp.log(p)
+
+
+cross_entropy, cross_entropy_rows = _mean_and_rows(_log_likelihoods, negate=True)
 
 
 def cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
@@ -144,11 +178,13 @@ def cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> A
     return -target / (p * _samples(prediction))
 
 
-def cross_entropy_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
-    """-sum t log softmax(z), with log softmax(z) = z - max z - log sum exp(z - max z)."""
+def _log_likelihoods_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+    """t log softmax(z), with log softmax(z) = z - max z - log sum exp(z - max z)."""
     shifted = sop - xp.max(sop, axis=-1, keepdims=True)
-    log_softmax = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    return -xp.sum(target * log_softmax) / _samples(sop)
+    return target * (shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))
+
+
+cross_entropy_from_sop, cross_entropy_rows_from_sop = _mean_and_rows(_log_likelihoods_from_sop, negate=True)
 
 
 def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array) -> Array:
@@ -192,12 +228,13 @@ LOSSES: dict[str, Loss] = {
     "mse": squared_loss("mse", 1.0, per_output=True),
     "binary_cross_entropy": Loss(
         "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
-        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)},
-        outputs=("sigmoid", "softmax"), target_range=PROBABILITIES),
+        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target,
+                                binary_cross_entropy_rows_from_sop)},
+        outputs=("sigmoid", "softmax"), target_range=PROBABILITIES, rows=binary_cross_entropy_rows),
     "cross_entropy": Loss(
         "cross_entropy", cross_entropy, cross_entropy_gradient,
-        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)},
-        outputs=("softmax", "sigmoid"), target_range=DISTRIBUTIONS),
+        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta, cross_entropy_rows_from_sop)},
+        outputs=("softmax", "sigmoid"), target_range=DISTRIBUTIONS, rows=cross_entropy_rows),
 }
 
 
