@@ -208,6 +208,34 @@ def test_a_pickled_estimator_predicts_and_trains_on_as_before():
     assert copy.partial_fit(x, y).loss_curve_ == est.partial_fit(x, y).loss_curve_  # solver state travelled too
 
 
+def test_an_estimator_trained_on_torch_unpickles_where_torch_is_missing(tmp_path):
+    # issue 19, item 11: the pickle holds plain arrays and names, no object of torch's
+    pytest.importorskip("torch")
+    x, y = wine()
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, backend="torch", dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        data = pickle.dumps(est.fit(x, y))
+    (tmp_path / "est.pkl").write_bytes(data)
+    np.save(tmp_path / "x.npy", x)
+    script = ("import sys, pickle, warnings, numpy as np\n"
+              "class NoTorch:  # import torch fails, as where it is not installed\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.partition('.')[0] == 'torch':\n"
+              "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+              "sys.meta_path.insert(0, NoTorch())\n"
+              f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+              "with warnings.catch_warnings(record=True) as caught:\n"
+              "    warnings.simplefilter('always')\n"
+              f"    est = pickle.loads(open({str(tmp_path / 'est.pkl')!r}, 'rb').read())\n"
+              "print(est.net_.backend.name, any('trained on torch' in str(w.message) for w in caught))\n"
+              f"np.save({str(tmp_path / 'p.npy')!r}, est.predict_proba(x))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "numpy True\n"
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), est.predict_proba(x), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("library", ["torch", "jax"])
 def test_arrays_of_another_library_give_numpys_predictions_in_that_library(library, array_api):
     pytest.importorskip(library)

@@ -156,12 +156,14 @@ SOLVERS = {"sgd-constant": {"solver": "sgd", "learning_rate_init": 0.05},
            "lbfgs": {"solver": "lbfgs", "max_iter": 5}}
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
 @pytest.mark.parametrize("kind", [0, 1], ids=["classifier", "regressor"])
 @pytest.mark.parametrize("solver", list(SOLVERS))
-def test_training_gives_scikit_learns_weights(solver, kind):
+def test_training_gives_scikit_learns_weights(solver, kind, weighted):
     x, y = wine_data() if kind == 0 else diabetes_data()
     settings = {"max_iter": 1, "alpha": 1e-3, **SOLVERS[solver]}
-    ours, theirs = (quietly(est, x, y) for est in scikit_learn_pair(*PAIRS[kind], **settings))
+    weights = np.random.default_rng(0).uniform(0, 3, len(y)) if weighted else None
+    ours, theirs = (quietly(est, x, y, sample_weight=weights) for est in scikit_learn_pair(*PAIRS[kind], **settings))
     for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(mine, its, rtol=0, atol=1e-10)
     assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
@@ -209,3 +211,35 @@ def test_breast_cancer_split_is_scikit_learns_too():
     np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=0, atol=1e-12)
     for mine, its in zip(ours.coefs_, theirs.coefs_):
         np.testing.assert_allclose(mine, its, rtol=0, atol=1e-10)
+
+
+def test_class_weight_multiplies_each_samples_weight_by_its_class_weight():
+    x, y = wine_data()
+    weights = np.random.default_rng(1).uniform(0.5, 2, len(y))
+    by_class = {0: 1.0, 1: 3.0, 2: 0.5}
+    for class_weight, per_class in ((by_class, np.array([1.0, 3.0, 0.5])[y]),
+                                    ("balanced", len(y) / (3 * np.bincount(y)[y]))):
+        ours = quietly(MLPClassifier(class_weight=class_weight, solver="lbfgs", max_iter=5, random_state=0), x, y,
+                       sample_weight=weights)
+        theirs = quietly(neural_network.MLPClassifier(solver="lbfgs", max_iter=5, random_state=0), x, y,
+                         sample_weight=weights * per_class)
+        for mine, its in zip(ours.coefs_, theirs.coefs_):
+            np.testing.assert_allclose(mine, its, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="class_weight 'balanced' is not supported for partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(x, y, classes=[0, 1, 2])
+
+
+def test_balanced_class_weight_raises_the_minority_recall_on_imbalanced_breast_cancer():
+    from sklearn.metrics import recall_score
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_breast_cancer(return_X_y=True)  # 212 malignant (0), 357 benign (1)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.5, stratify=y, random_state=0)
+    keep = np.flatnonzero(y_train == 1).tolist() + np.flatnonzero(y_train == 0)[:12].tolist()  # 12 malignant
+    scaler = StandardScaler().fit(x_train[keep])
+    recalls = {}
+    for class_weight in (None, "balanced"):
+        est = quietly(MLPClassifier(hidden_layer_sizes=(8,), class_weight=class_weight, learning_rate_init=0.01,
+                                    max_iter=100, random_state=0), scaler.transform(x_train[keep]), y_train[keep])
+        recalls[class_weight] = recall_score(y_test, est.predict(scaler.transform(x_test)), pos_label=0)
+    assert recalls["balanced"] > recalls[None] + 0.05, recalls
