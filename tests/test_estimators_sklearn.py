@@ -243,3 +243,21 @@ def test_balanced_class_weight_raises_the_minority_recall_on_imbalanced_breast_c
                                     max_iter=100, random_state=0), scaler.transform(x_train[keep]), y_train[keep])
         recalls[class_weight] = recall_score(y_test, est.predict(scaler.transform(x_test)), pos_label=0)
     assert recalls["balanced"] > recalls[None] + 0.05, recalls
+
+
+@pytest.mark.parametrize("solver", ["sgd-invscaling", "sgd-adaptive", "adam-early", "lbfgs"])
+def test_every_backend_trains_as_numpy_does(backend, solver):
+    """Every solver, with sample_weight and class_weight, on every float64 backend (JAX compiled): NumPy's
+    weights to 1e-12."""
+    if backend.dtype_name != "float64":
+        pytest.skip("compared with NumPy in float64")
+    x, y = wine_data()
+    weights = np.random.default_rng(2).uniform(0.5, 2, len(y))
+    settings = {"hidden_layer_sizes": (5,), "random_state": 0, "batch_size": 50, "class_weight": "balanced",
+                **SOLVERS[solver], "max_iter": 6}
+    on_numpy = quietly(MLPClassifier(**settings), x, y, sample_weight=weights)
+    there = quietly(MLPClassifier(backend=backend, **settings), x, y, sample_weight=weights)
+    assert there.net_.backend is backend
+    for mine, its in zip(there.coefs_ + there.intercepts_, on_numpy.coefs_ + on_numpy.intercepts_):
+        np.testing.assert_allclose(mine, its, rtol=0, atol=1e-12)
+    assert there.n_iter_ == on_numpy.n_iter_ and there.loss_ == pytest.approx(on_numpy.loss_, rel=1e-12)
