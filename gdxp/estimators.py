@@ -184,6 +184,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return "identity", "half_squared_error"
 
     def _targets(self, y: np.ndarray, **_: Any) -> np.ndarray:
+        if self.loss != "squared_error":
+            raise ValueError(f"MLPRegressor here trains loss='squared_error' only (gdxp has no exp output and "
+                             f"Poisson loss yet), got loss={self.loss!r}")
         if y.dtype.kind not in "biuf":
             raise ValueError(f"y must hold real numbers for MLPRegressor, got an array of dtype {y.dtype}")
         return y.reshape(y.shape[0], -1)

@@ -261,3 +261,10 @@ def test_every_backend_trains_as_numpy_does(backend, solver):
     for mine, its in zip(there.coefs_ + there.intercepts_, on_numpy.coefs_ + on_numpy.intercepts_):
         np.testing.assert_allclose(mine, its, rtol=0, atol=1e-12)
     assert there.n_iter_ == on_numpy.n_iter_ and there.loss_ == pytest.approx(on_numpy.loss_, rel=1e-12)
+
+
+def test_the_poisson_loss_is_refused_until_gdxp_has_it():
+    x, y = diabetes_data()
+    with pytest.raises(ValueError, match="loss='poisson'"):
+        MLPRegressor(loss="poisson").fit(x, np.abs(y))
+    assert not hasattr(MLPRegressor(loss="poisson"), "n_iter_")
