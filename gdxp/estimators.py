@@ -146,7 +146,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
 class MLPRegressor(RegressorMixin, BaseMLP):
     """scikit-learn's ``MLPRegressor`` on a :class:`gdxp.Network`: identity outputs (one per target) and
-    half the squared error, scikit-learn's ``loss="squared_error"``. Every parameter is scikit-learn's (see
+    half the squared error for ``loss="squared_error"``, exp outputs and half the Poisson deviance for
+    ``loss="poisson"`` (``y >= 0``), as scikit-learn's. Every parameter is scikit-learn's (see
     its documentation), plus gdxp's ``backend``, ``device``, ``dtype``."""
 
     _parameter_constraints: dict = {**ScikitRegressor._parameter_constraints, **GDXP_PARAMETERS}
@@ -181,12 +182,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self._to_caller(out, X)
 
     def _output_layer(self) -> tuple[str, str]:
-        return "identity", "half_squared_error"
+        return ("exp", "poisson") if self.loss == "poisson" else ("identity", "half_squared_error")
 
     def _targets(self, y: np.ndarray, **_: Any) -> np.ndarray:
-        if self.loss != "squared_error":
-            raise ValueError(f"MLPRegressor here trains loss='squared_error' only (gdxp has no exp output and "
-                             f"Poisson loss yet), got loss={self.loss!r}")
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' requires y >= 0 (counts, rates), got negative values")
         if y.dtype.kind not in "biuf":
             raise ValueError(f"y must hold real numbers for MLPRegressor, got an array of dtype {y.dtype}")
         return y.reshape(y.shape[0], -1)

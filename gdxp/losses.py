@@ -4,7 +4,7 @@
 
 ``gradient`` is the tutorials' first chain-rule factor, error -> prediction (``error_predicted_deriv``),
 already divided by the number of samples. Where an output activation and a loss cancel into
-``prediction - target`` (softmax with cross-entropy, sigmoid with binary cross-entropy), the pair is
+``prediction - target`` (softmax with cross-entropy, sigmoid with binary cross-entropy, exp with Poisson), the pair is
 fused: the loss is computed from the sum of products (SOP) itself, so it stays finite when a prediction
 saturates at 0 or 1, and the gradient skips the division by a vanishing derivative.
 """
@@ -78,7 +78,8 @@ class Loss:
         """Refuse an output activation whose values lie outside this loss's domain: clipped into it, the
         loss would train on a gradient that is not its own."""
         if self.outputs and activation not in self.outputs:
-            raise ValueError(f"loss {self.name!r} takes probabilities, which a {activation!r} output does not "
+            kind = "positive numbers" if self.outputs == ("exp",) else "probabilities"
+            raise ValueError(f"loss {self.name!r} takes {kind}, which a {activation!r} output does not "
                              f"give: use output_activation={self.outputs[0]!r}")
 
 
@@ -193,6 +194,38 @@ def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array)
     return (prediction * total - target) * (1.0 / _samples(prediction))
 
 
+def _poisson_deviances(xp: Namespace, prediction: Array, target: Array) -> Array:
+    """Half the Poisson deviance of each sample and output, scikit-learn's: ``t log(t / p) - t + p``
+    (``0 log 0 = 0``)."""
+    p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
+    return target * (xp.log(xp.where(target > 0.0, target, 1.0)) - xp.log(p)) - target + p
+
+
+poisson, poisson_rows = _mean_and_rows(_poisson_deviances, negate=False)
+
+
+def poisson_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
+    return (1.0 - target / p) * (1.0 / _samples(prediction))
+
+
+def _poisson_deviances_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+    """The same with ``p = exp(z)``: ``t (log t - z) - t + exp(z)``, whose derivative in ``z`` is ``p - t``."""
+    return target * (xp.log(xp.where(target > 0.0, target, 1.0)) - sop) - target + xp.exp(sop)
+
+
+poisson_from_sop, poisson_rows_from_sop = _mean_and_rows(_poisson_deviances_from_sop, negate=False)
+
+
+def _negatives_outside(xp: Namespace, target: Array) -> Array:
+    return xp.any(target < 0.0, axis=-1)
+
+
+def _describe_negative(row: int, values: np.ndarray) -> str:
+    column = int(np.argmax(values < 0.0))
+    return f"must be >= 0 for poisson, got {float(values[column]):g} at index ({row}, {column})"
+
+
 def _probabilities_outside(xp: Namespace, target: Array) -> Array:
     return xp.any((target < 0.0) | (target > 1.0), axis=-1)
 
@@ -220,6 +253,7 @@ def _describe_distribution(row: int, values: np.ndarray) -> str:
 
 PROBABILITIES = TargetRange(_probabilities_outside, _describe_probabilities)  # binary cross-entropy: each in [0, 1]
 DISTRIBUTIONS = TargetRange(_distributions_outside, _describe_distribution)  # cross-entropy: rows >= 0 summing to 1
+COUNTS = TargetRange(_negatives_outside, _describe_negative)  # poisson: each >= 0
 
 
 LOSSES: dict[str, Loss] = {
@@ -235,6 +269,10 @@ LOSSES: dict[str, Loss] = {
         "cross_entropy", cross_entropy, cross_entropy_gradient,
         {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta, cross_entropy_rows_from_sop)},
         outputs=("softmax", "sigmoid"), target_range=DISTRIBUTIONS, rows=cross_entropy_rows),
+    "poisson": Loss(
+        "poisson", poisson, poisson_gradient,
+        {"exp": FusedOutput(poisson_from_sop, prediction_minus_target, poisson_rows_from_sop)},
+        outputs=("exp",), target_range=COUNTS, rows=poisson_rows),
 }
 
 

@@ -19,6 +19,7 @@ REFERENCE = {
     "relu": lambda z: np.maximum(z, 0.0),
     "leaky_relu": lambda z: np.where(z > 0.0, z, 0.01 * z),
     "identity": lambda z: z,
+    "exp": np.exp,
     "softmax": lambda z: np.exp(z) / np.sum(np.exp(z), axis=-1, keepdims=True),
 }
 ELEMENTWISE = [name for name in ACTIVATIONS if name != "softmax"]

@@ -263,8 +263,16 @@ def test_every_backend_trains_as_numpy_does(backend, solver):
     assert there.n_iter_ == on_numpy.n_iter_ and there.loss_ == pytest.approx(on_numpy.loss_, rel=1e-12)
 
 
-def test_the_poisson_loss_is_refused_until_gdxp_has_it():
-    x, y = diabetes_data()
-    with pytest.raises(ValueError, match="loss='poisson'"):
-        MLPRegressor(loss="poisson").fit(x, np.abs(y))
-    assert not hasattr(MLPRegressor(loss="poisson"), "n_iter_")
+@pytest.mark.parametrize("solver", ["sgd-constant", "adam", "lbfgs"])
+def test_the_poisson_loss_gives_scikit_learns_weights(solver):
+    x, y = load_diabetes(return_X_y=True)
+    x, y = StandardScaler().fit_transform(x), y / 100  # a positive rate
+    settings = {"max_iter": 2, **SOLVERS[solver], "loss": "poisson", "learning_rate_init": 0.01}
+    ours, theirs = (quietly(est, x, y) for est in scikit_learn_pair(MLPRegressor, neural_network.MLPRegressor,
+                                                                     **settings))
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    for mine, its in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(mine, its, rtol=0, atol=1e-10)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+    with pytest.raises(ValueError, match="y >= 0"):
+        ours.fit(x, y - 2)
