@@ -155,11 +155,7 @@ class BaseMLP(NetworkPickling, LbfgsTraining, StochasticTraining, BaseEstimator)
         self.n_outputs_, self.n_layers_, self.out_activation_ = n_outputs, len(sizes), OUTPUT_NAMES[output_activation]
         self.n_iter_, self.t_ = 0, 0
         if self.solver != "lbfgs":  # scikit-learn keeps these records for its stochastic solvers only
-            self.loss_curve_: list[float] = []
-            self._no_improvement_count = 0
-            self.best_loss_: float | None = None if self.early_stopping else np.inf
-            self.validation_scores_: list[float] | None = [] if self.early_stopping else None
-            self.best_validation_score_: float | None = -np.inf if self.early_stopping else None
+            self._start_records()
 
     def _new_optimizer(self) -> Optimizer:
         """scikit-learn's solver: its Adam (epsilon added to sqrt(v)), or descent with (Nesterov's) momentum."""

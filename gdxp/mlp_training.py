@@ -30,8 +30,22 @@ class StochasticTraining:
     (``n_iter_``, counted from 0 by each fit and partial_fit call, ``t_``, ``loss_``, ``loss_curve_``,
     ``best_loss_``, ``validation_scores_``, ``best_validation_score_``)."""
 
+    def _start_records(self) -> None:
+        """scikit-learn's records of a run from new weights, for the stopping rule ``early_stopping`` chooses."""
+        self.loss_curve_: list[float] = []
+        self._no_improvement_count = 0
+        self.best_loss_: float | None = None if self.early_stopping else np.inf
+        self.validation_scores_: list[float] | None = [] if self.early_stopping else None
+        self.best_validation_score_: float | None = -np.inf if self.early_stopping else None
+
     def _fit_stochastic(self, prepared: Any, *, incremental: bool) -> None:
         X, targets, weights = prepared.X, prepared.targets, prepared.sample_weight
+        if not hasattr(self, "loss_curve_"):  # a warm start from weights L-BFGS trained
+            self._start_records()
+        if self.early_stopping and self.validation_scores_ is None:  # switched on for a warm start
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not self.early_stopping and self.best_loss_ is None:  # switched off for a warm start
+            self.best_loss_ = np.inf
         self.n_iter_ = 0
         held_out = self._held_out(prepared) if self.early_stopping else None
         if held_out is not None:

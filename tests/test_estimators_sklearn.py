@@ -276,3 +276,14 @@ def test_the_poisson_loss_gives_scikit_learns_weights(solver):
     assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
     with pytest.raises(ValueError, match="y >= 0"):
         ours.fit(x, y - 2)
+
+
+def test_a_warm_start_may_change_the_solver_and_the_stopping_rule():
+    x, y = wine_data()
+    est = quietly(MLPClassifier(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=5, warm_start=True,
+                                random_state=0), x, y)
+    assert not hasattr(est, "loss_curve_")  # as scikit-learn's: L-BFGS keeps no epoch records
+    quietly(est.set_params(solver="adam", early_stopping=True), x, y)
+    assert len(est.validation_scores_) == est.n_iter_ == 5 and est.best_loss_ is None
+    quietly(est.set_params(early_stopping=False), x, y)
+    assert len(est.loss_curve_) == 10 and est.best_loss_ == min(est.loss_curve_[5:])
