@@ -1,7 +1,8 @@
 """``solver="lbfgs"``: scikit-learn's way, :func:`scipy.optimize.minimize` with ``method="L-BFGS-B"`` over the
 weights packed in one vector (every layer's matrix, then every bias vector), ``max_iter``, ``max_fun`` and ``tol``
-as its ``maxiter``, ``maxfun`` and ``gtol``. The loss and its gradient come from the network on its own device;
-each evaluation moves the packed weights there and the packed gradient back, once."""
+as its ``maxiter``, ``maxfun`` and ``gtol``. The loss and its gradient come from one forward and backward pass of
+the engine (:func:`gdxp.backprop.gradients`, sample weights as :meth:`gdxp.Network.fit` takes them) on the
+network's device; each evaluation moves the packed weights there and the packed gradient and loss back, once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import scipy.optimize
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 
+from . import backprop, validation
+
 __all__ = ["LbfgsTraining"]
 
 
@@ -21,23 +24,28 @@ class LbfgsTraining:
 
     def _fit_lbfgs(self, prepared: Any) -> None:
         net = self.net_
-        packing = _Packing(net.weight_shapes())
-        inputs, targets = net.as_batch(prepared.X, prepared.targets)  # on the device once
-        weights = prepared.sample_weight
-        extra = {} if weights is None else {"sample_weight": weights}
-        total = inputs.shape[0] if weights is None else float(np.sum(weights))
+        backend, packing = net.backend, _Packing(net.weight_shapes())
+        xp, layers = backend.xp, net.architecture.layers
+        sample_weight = prepared.sample_weight
+        total = prepared.X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
         penalty = self.alpha / total  # scikit-learn's L2 term: alpha / 2 * sum(W**2), per unit of sample weight
-        xp, to_numpy = net.backend.xp, net.backend.to_numpy
+        with backend.activate():  # the data checked and on the device once
+            inputs, targets = net.as_batch(prepared.X, prepared.targets)
+            shares = validation.as_shares(backend, net.architecture, sample_weight, inputs, check_values=True)
+
+        held = backend.parameters  # where the weights live (Dask: on the client)
 
         def loss_and_gradient(packed: np.ndarray) -> tuple[float, np.ndarray]:
-            net.set_weights(packing.unpack(packed))
-            grads = net.gradients(inputs, targets, **extra)
-            loss = net.loss_value(inputs, targets, **extra)
-            flat = to_numpy(xp.concat([xp.reshape(grads[i], (-1,)) for i in packing.order]))  # one transfer
+            with backend.activate():  # the weights there in one transfer; the loss and gradients in one pass
+                weights = packing.unpack(held.asarray(packed, copy=True), held.xp)
+                grads, loss, _ = backprop.gradients(xp, layers, net.loss, weights, inputs, targets,
+                                                    want_loss=True, shares=shares)
+                flat = backend.to_numpy(xp.concat([*(xp.reshape(grads[i], (-1,)) for i in packing.order),
+                                                   xp.reshape(loss, (1,))])).astype(np.float64)
             coefs = packed[:packing.n_coefs]
-            flat = flat.astype(np.float64)
-            flat[:packing.n_coefs] += penalty * coefs
-            return loss + 0.5 * penalty * float(coefs @ coefs), flat
+            gradient = flat[:-1]
+            gradient[:packing.n_coefs] += penalty * coefs
+            return float(flat[-1]) + 0.5 * penalty * float(coefs @ coefs), gradient
 
         result = scipy.optimize.minimize(
             loss_and_gradient, packing.pack(net.get_weights()), method="L-BFGS-B", jac=True,
@@ -45,7 +53,7 @@ class LbfgsTraining:
                      **_get_additional_lbfgs_options_dict("iprint", 1 if self.verbose else -1)})
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = float(result.fun)
-        net.set_weights(packing.unpack(result.x))
+        net.set_weights(packing.unpack(result.x, np))
 
 
 class _Packing:
@@ -62,8 +70,9 @@ class _Packing:
     def pack(self, weights: list[np.ndarray]) -> np.ndarray:
         return np.concatenate([np.ravel(weights[i]) for i in self.order]).astype(np.float64)
 
-    def unpack(self, packed: np.ndarray) -> list[np.ndarray]:
-        weights: list[np.ndarray] = [np.empty(0)] * len(self.shapes)
+    def unpack(self, packed: Any, xp: Any) -> list[Any]:
+        """The arrays of ``packed`` (of the namespace ``xp``) in :meth:`gdxp.Network.get_weights` order."""
+        weights: list[Any] = [None] * len(self.shapes)
         for place, i in enumerate(self.order):
-            weights[i] = packed[self.bounds[place]:self.bounds[place + 1]].reshape(self.shapes[i])
+            weights[i] = xp.reshape(packed[int(self.bounds[place]):int(self.bounds[place + 1])], self.shapes[i])
         return weights
