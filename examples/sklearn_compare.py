@@ -42,7 +42,7 @@ def contenders(regression: bool) -> dict[str, type]:
     ours = MLPRegressor if regression else MLPClassifier
     theirs = neural_network.MLPRegressor if regression else neural_network.MLPClassifier
     found = {"sklearn": lambda seed: theirs(random_state=seed), "gdxp numpy": lambda seed: ours(random_state=seed)}
-    if "jax" in gdxp.available_backends():
+    if gdxp.available_backends()["jax"].usable:
         found["gdxp jax"] = lambda seed: ours(random_state=seed, backend="jax")
     return found
 

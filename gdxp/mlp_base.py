@@ -25,6 +25,7 @@ from .mlp_pickling import NetworkPickling
 from .mlp_training import StochasticTraining
 from .network import Network
 from .optimizers import SGD, AdamEpsilonHat, Momentum, Optimizer
+from .options import MAX_EPOCHS
 
 __all__ = ["ACTIVATIONS", "GDXP_PARAMETERS", "BaseMLP", "Prepared", "store_parameters"]
 
@@ -95,6 +96,9 @@ class BaseMLP(NetworkPickling, LbfgsTraining, StochasticTraining, BaseEstimator)
             if not np.isfinite(float(value) if -1e308 < value < 1e308 else np.inf):
                 raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be a finite number, got "
                                  f"{_short(value)}.")
+        if self.max_iter > MAX_EPOCHS:
+            raise ValueError(f"The 'max_iter' parameter of {type(self).__name__} must be at most {MAX_EPOCHS:,} "
+                             f"epochs, got {_short(self.max_iter)}.")
         before = dict(vars(self))
         try:
             prepared = self._prepare(X, y, sample_weight, incremental=incremental, classes=classes)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,6 +304,20 @@ def test_scores_match_scikit_learns_mlp_on_wine_and_diabetes():
     results = compare_with_sklearn(seeds=range(2))
     assert results["wine"][0] >= results["wine"][1] - 0.03
     assert results["diabetes"][0] >= results["diabetes"][1] - 0.05
+
+
+@pytest.mark.slow
+def test_the_comparison_script_prints_a_row_per_contender(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "examples" / "sklearn_compare.py"
+    result = subprocess.run([sys.executable, str(script), "--rounds", "1", "--datasets", "iris,diabetes"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| iris") or
+            line.startswith("| diabetes")]
+    jax = ["gdxp jax"] if gdxp.available_backends()["jax"].usable else []
+    assert [row[2].strip() for row in rows] == ["sklearn", "gdxp numpy", *jax] * 2
+    scores = {(row[1].strip(), row[2].strip()): float(row[3].split()[0]) for row in rows}
+    assert scores["iris", "gdxp numpy"] > 0.85 and scores["diabetes", "gdxp numpy"] > 0.2
 
 
 def test_the_estimators_without_scikit_learn_say_how_to_install_it():

@@ -80,7 +80,8 @@ def test_the_fitted_attributes_are_those_scikit_learn_documents_and_sets(ours, t
 
 BAD = [("early_stopping", "no"), ("warm_start", "no"), ("verbose", "yes"), ("batch_size", 0), ("shuffle", "no"),
        ("nesterovs_momentum", "no"), ("alpha", 10**400), ("learning_rate_init", 10**400), ("learning_rate", "fast"),
-       ("power_t", -1), ("max_fun", 0), ("solver", "momentum"), ("momentum", 1.5), ("n_iter_no_change", 0.5)]
+       ("power_t", -1), ("max_fun", 0), ("solver", "momentum"), ("momentum", 1.5), ("n_iter_no_change", 0.5),
+       ("max_iter", 2**41)]
 
 
 def fitted_state(est) -> tuple:
@@ -97,7 +98,7 @@ def test_a_bad_parameter_is_refused_by_name_before_anything_changes(name, value)
         quietly(est, x, y) if method == "fit" else est.partial_fit(x, y)
         before = fitted_state(est)
         est.set_params(**{name: value})
-        with pytest.raises(ValueError, match=f"'{name}' parameter of MLPClassifier must be"):
+        with pytest.raises(ValueError, match=f"'{name}' parameter of MLPClassifier must be"):  # and no later
             getattr(est, method)(x, y) if method == "fit" else est.partial_fit(x, y, classes=np.unique(y))
         assert fitted_state(est) == before
 
