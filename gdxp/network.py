@@ -205,7 +205,7 @@ class Network:
             batch = None if check_finite else validation.batch_in_place(backend, self.architecture, x, y)
             inputs, targets = batch or self.as_batch(x, y, check_values=check_finite)
             weights = validation.as_sample_weight(backend, self.architecture, sample_weight, inputs,
-                                                  check_values=check_finite)
+                                                  check_values=check_finite, in_place=batch is not None)
             means = backend.settled(backend.batch_means(self._gradients[return_loss], state.weights, inputs,
                                                         targets, weights)[0])
             if weights is not None:

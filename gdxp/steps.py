@@ -112,15 +112,15 @@ def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer
 
 
 def batches(backend: Backend, rng: np.random.Generator | None, size: int,
-            *data: Array) -> Iterator[tuple[Array, ...]]:
+            *data: Array) -> Iterator[list[Array]]:
     """The ``data`` (inputs, targets and maybe sample weights, row for row) in batches of ``size`` samples,
     reshuffled first with ``rng`` unless it is None."""
     n_samples = data[0].shape[0]
     if rng is not None:
         data = backend.shuffled(rng, *data)
     for start in range(0, n_samples, size):
-        stop = min(start + size, n_samples)
-        yield tuple(arr[start:stop, ...] for arr in data)
+        rows = slice(start, min(start + size, n_samples))
+        yield [arr[rows] for arr in data]
 
 
 def score_function(architecture: Architecture) -> BatchMeans:

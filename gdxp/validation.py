@@ -43,17 +43,20 @@ def batch_in_place(backend: Backend, architecture: Architecture, x: Any, y: Any)
 
 
 def as_sample_weight(backend: Backend, architecture: Architecture, sample_weight: Any, inputs: Array, *,
-                     check_values: bool = True) -> Array | None:
+                     check_values: bool = True, in_place: bool = False) -> Array | None:
     """``sample_weight`` (None: none) as a 1-D array of one weight per row of ``inputs`` on the backend's device,
     in its dtype, laid out as ``inputs`` (:meth:`~gdxp.backend.Backend.paired`). Weights must be real numbers
     (not booleans), finite, at least 0 and not all 0: checked on the host for host data, where they live
-    only with ``check_values`` (two reads from the device). The loss must give each sample's value."""
+    only with ``check_values`` (two reads from the device). The loss must give each sample's value. With
+    ``in_place``, the backend's own 1-D array of that length is taken as it is (a step's fast path)."""
     if sample_weight is None:
         return None
     name, n_samples, loss = "sample_weight", inputs.shape[0], architecture.loss
     fused = loss.fused.get(architecture.output.name)
     if (loss.rows if fused is None else fused.rows) is None:
         raise ValueError(f"{name} weighs each sample's loss, which loss {loss.name!r} does not give (its rows)")
+    if in_place and backend.holds(sample_weight) and tuple(sample_weight.shape) == (n_samples,):
+        return sample_weight
     arr, host = _received(backend, sample_weight, name)
     if "bool" in str(getattr(sample_weight if host is None else np.asarray(sample_weight), "dtype", "")):
         raise TypeError(f"{name} must hold real numbers, got booleans (as weights: sample_weight.astype(float))")

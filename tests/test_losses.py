@@ -150,6 +150,28 @@ def test_value_is_mean_of_per_sample_loss(backend, name, prediction, target):
     np.testing.assert_allclose(fetch(backend, value), expected, **tolerance(backend))
 
 
+@pytest.mark.parametrize(("name", "prediction", "target"), CASES)
+def test_rows_are_each_samples_loss_and_their_mean_the_value(backend, name, prediction, target):
+    p_dev, p = on_device(backend, prediction)
+    t_dev, t = on_device(backend, target)
+    rows = LOSSES[name].rows(backend.xp, p_dev, t_dev)
+    assert rows.shape == (prediction.shape[0],)
+    np.testing.assert_allclose(fetch(backend, rows), PER_SAMPLE[name](p, t), **tolerance(backend))
+    np.testing.assert_allclose(np.mean(fetch(backend, rows)), fetch(backend, LOSSES[name].value(backend.xp, p_dev,
+                                                                                                    t_dev)),
+                               **tolerance(backend))
+
+
+@pytest.mark.parametrize(("name", "target"), FUSED_CASES)
+def test_fused_rows_are_each_samples_loss_from_the_sop(backend, name, target):
+    fused = LOSSES[name].fused[FUSED[name]]
+    sop_dev, z = on_device(backend, SOP)
+    t_dev, t = on_device(backend, target)
+    rows = fused.rows(backend.xp, sop_dev, t_dev)
+    assert rows.shape == (SOP.shape[0],)
+    np.testing.assert_allclose(fetch(backend, rows), FUSED_PER_SAMPLE[name](z, t), **tolerance(backend))
+
+
 def test_values_by_hand(backend):
     xp = backend.xp
     p, _ = on_device(backend, np.array([[1.0, 2.0], [0.0, -1.0]]))
