@@ -182,6 +182,7 @@ def test_partial_fit_and_warm_start_count_as_scikit_learn_does():
     for est in (ours, theirs):
         for _ in range(4):
             est.partial_fit(x, y, classes=np.unique(y))
+        assert (est.n_iter_, est.t_) == (1, 4 * 178)
         quietly(est, x, y)
         quietly(est, x, y)
     assert (ours.n_iter_, ours.t_, len(ours.loss_curve_)) == (theirs.n_iter_, theirs.t_, 10) == (3, 10 * 178, 10)
