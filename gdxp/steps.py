@@ -120,7 +120,7 @@ def batches(backend: Backend, rng: np.random.Generator | None, size: int,
         data = backend.shuffled(rng, *data)
     for start in range(0, n_samples, size):
         rows = slice(start, min(start + size, n_samples))
-        yield [arr[rows] for arr in data]
+        yield [arr[rows, ...] for arr in data]  # the ellipsis: array_api_strict refuses a partial index
 
 
 def score_function(architecture: Architecture) -> BatchMeans:
