@@ -111,16 +111,21 @@ def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer
     return step
 
 
-def batches(backend: Backend, rng: np.random.Generator | None, size: int,
-            *data: Array) -> Iterator[list[Array]]:
-    """The ``data`` (inputs, targets and maybe sample weights, row for row) in batches of ``size`` samples,
-    reshuffled first with ``rng`` unless it is None."""
-    n_samples = data[0].shape[0]
+def batches(backend: Backend, rng: np.random.Generator | None, size: int, inputs: Array, targets: Array,
+            sample_weight: Array | None = None) -> Iterator[tuple[Array, ...]]:
+    """The data in batches of ``size`` samples, ``(x, y)`` or with ``sample_weight`` ``(x, y, w)``, reshuffled
+    first with ``rng`` unless it is None (the weights with their samples)."""
+    n_samples = inputs.shape[0]
     if rng is not None:
-        data = backend.shuffled(rng, *data)
+        inputs, targets, *weights = backend.shuffled(rng, inputs, targets,
+                                                     *(() if sample_weight is None else (sample_weight,)))
+        sample_weight = weights[0] if weights else None
     for start in range(0, n_samples, size):
-        rows = slice(start, min(start + size, n_samples))
-        yield [arr[rows] for arr in data]
+        stop = min(start + size, n_samples)
+        if sample_weight is None:
+            yield inputs[start:stop, ...], targets[start:stop, ...]
+        else:
+            yield inputs[start:stop, ...], targets[start:stop, ...], sample_weight[start:stop, ...]
 
 
 def score_function(architecture: Architecture) -> BatchMeans:

@@ -27,6 +27,14 @@ def _close(backend):
     return {"rtol": 1e-12, "atol": 1e-13} if backend.dtype_name == "float64" else tolerance(backend)
 
 
+def _fits(backend):
+    """The backend, for a test that fits: a compiled one's float32 case is skipped (each fit compiles for seconds;
+    float64 holds the 1e-12 promise and runs the same program)."""
+    if backend.compiler is not None and backend.dtype_name != "float64":
+        pytest.skip("compiled fits are checked in float64, where they must equal NumPy to 1e-12")
+    return backend
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("batch_size", [1, 4, None], ids=["per-sample", "mini-batch", "full-batch"])
 def test_weighted_training_equals_numpy_eager(backend, optimizer, batch_size):
@@ -35,7 +43,7 @@ def test_weighted_training_equals_numpy_eager(backend, optimizer, batch_size):
     x, y = make_problem(10)
     settings = {"epochs": 3, "learning_rate": 0.3, "batch_size": batch_size, "optimizer": optimizer,
                 "weight_decay": 0.05, "sample_weight": WEIGHTS, "verbose": 0}
-    mine, reference = _net(backend), _net()
+    mine, reference = _net(_fits(backend)), _net()
     got, expected = mine.fit(x, y, **settings), reference.fit(x, y, **settings)
     close = _close(backend)
     np.testing.assert_allclose(got.loss, expected.loss, **close)
@@ -65,7 +73,7 @@ def test_integer_weights_equal_repeated_rows(backend):
     x, y = make_problem(10)
     counts = np.array([1, 0, 2, 1, 0, 3, 1, 1, 2, 1])
     repeated = np.repeat(np.arange(10), counts)
-    weighted, copies = _net(backend), _net(backend)
+    weighted, copies = _net(_fits(backend)), _net(backend)
     close = _close(backend)
     np.testing.assert_allclose(weighted.loss_value(x, y, sample_weight=counts), copies.loss_value(x[repeated],
                                                                                                   y[repeated]), **close)
@@ -108,7 +116,7 @@ def test_a_batch_whose_weights_sum_to_zero_has_loss_zero_and_gradients_zero(back
     """Weights already on the device are taken as they are by ``step``: all 0 gives a loss of 0 and no change.
     In ``fit``, a mini-batch of zero weights is a step without gradients, weight decay included (SGD: none)."""
     x, y = make_problem(6)
-    net = _net(backend)
+    net = _net(_fits(backend))
     before = net.get_weights()
     inputs, targets = backend.asarray(x), backend.asarray(y)
     loss = net.step(inputs, targets, learning_rate=0.5, sample_weight=backend.zeros((6,)), return_loss=True)
