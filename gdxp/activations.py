@@ -109,7 +109,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", relu, relu_derivative),
     "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_derivative),
     "identity": Activation("identity", identity, identity_derivative),
-    "exp": Activation("exp", exp, exp_derivative),
+    "exp": Activation("exp", exp, exp_derivative, output_only=True),  # a log link's inverse, not a hidden layer's
     "softmax": Activation("softmax", softmax, None, output_only=True),
 }
 _ALIASES = {"linear": "identity"}
