@@ -32,9 +32,10 @@ class Network:
     """A fully connected network of any depth, trained by gradient descent.
 
     ``sizes`` is ``[inputs, hidden..., outputs]``. ``activation`` names the hidden layers' activation
-    (``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, ``"identity"``, ``"exp"``), or one per hidden layer;
-    ``output_activation=None`` uses the hidden one, as the tutorials do (``"softmax"`` too). ``loss``: ``"mse"``,
-    ``"squared_error"``, ``"half_squared_error"``, ``"binary_cross_entropy"``, ``"cross_entropy"``, ``"poisson"``.
+    (``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, ``"identity"``), or lists one per hidden
+    layer; ``output_activation=None`` uses the hidden one, as the tutorials do (``"softmax"``, ``"exp"`` too).
+    ``loss``: ``"squared_error"``, ``"half_squared_error"``, ``"mse"``, ``"binary_cross_entropy"``, ``"cross_entropy"``,
+    ``"poisson"``.
     ``init``: ``"uniform"``, ``"normal"``, ``"glorot_uniform"``, ``"he_normal"``. Weights ``W`` have shape
     ``(n_in, n_out)``, so a layer computes ``activ_prev @ W + b``. ``backend=None`` reads ``GDXP_BACKEND``,
     else uses NumPy; ``seed`` fixes both the initial weights (identical on every backend) and the shuffling
