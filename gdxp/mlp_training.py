@@ -55,15 +55,15 @@ class StochasticTraining:
         n_samples, best = X.shape[0], []
         watch = (_TrainingLossRule(self, n_samples) if held_out is None
                  else self._validation_watch(n_samples, x_val, y_val, weights_val, best))
-        if self.solver == "sgd" and self.learning_rate == "adaptive" and isinstance(watch, StoppingRule):
-            rule = watch
-            watch = lambda epoch, history: rule(epoch, history)  # noqa: E731 (per epoch: the next rate depends on it)
+        if isinstance(watch, StoppingRule) and self.solver == "sgd" and self.learning_rate == "adaptive":
+            rule = watch  # as a plain callback, so that runs go one epoch at a time: the next rate depends on it
+            watch = lambda epoch, history: rule(epoch, history)  # noqa: E731
         try:
             history = self.net_.fit(X, targets, epochs=1 if incremental else self.max_iter, callbacks=[watch],
                                     learning_rate=self.learning_rate_init, batch_size=self._batch_size(n_samples),
                                     optimizer=self._optimizer, shuffle=self.shuffle, verbose=0,
                                     weight_decay=self.alpha, learning_rate_schedule=self._schedule(n_samples),
-                                    **({} if weights is None else {"sample_weight": weights}))
+                                    sample_weight=weights)
         finally:
             if held_out is not None and best:  # however the run ended, the best weights scored so far
                 self.net_.set_weights(best)
