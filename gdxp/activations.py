@@ -88,6 +88,15 @@ def identity_derivative(xp: Namespace, activ: Array) -> Array:
     return xp.ones_like(activ)
 
 
+def exp(xp: Namespace, sop: Array) -> Array:
+    """The log link's inverse: scikit-learn's output for its Poisson loss (``MLPRegressor(loss="poisson")``)."""
+    return xp.exp(sop)
+
+
+def exp_derivative(xp: Namespace, activ: Array) -> Array:
+    return activ
+
+
 def softmax(xp: Namespace, sop: Array) -> Array:
     """exp(sop) / sum(exp(sop)) over the outputs of each sample, shifted by the max so nothing overflows."""
     shifted = xp.exp(sop - xp.max(sop, axis=-1, keepdims=True))
@@ -100,6 +109,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", relu, relu_derivative),
     "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_derivative),
     "identity": Activation("identity", identity, identity_derivative),
+    "exp": Activation("exp", exp, exp_derivative, output_only=True),  # a log link's inverse, not a hidden layer's
     "softmax": Activation("softmax", softmax, None, output_only=True),
 }
 _ALIASES = {"linear": "identity"}

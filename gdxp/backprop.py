@@ -9,6 +9,10 @@ factors error->prediction, prediction->sop and sop->W whose product is each weig
 each intermediate under a short term (``sop``, ``error_sop``, ``grad_W``, ...) with the number of the
 layer it belongs to; :mod:`gdxp.trace` holds the table of what each term is called and means, and
 prints the walkthrough. A term given as None does not exist in this network. Training passes None.
+
+Sample weights come in as ``shares``, one per sample: the loss is then ``sum_i shares_i * loss_i``
+(scikit-learn's weighted mean where the shares are the weights over their sum), and its gradients scale
+each sample's output delta by ``shares_i * n_samples``, its weight in the mean the losses compute.
 """
 
 from __future__ import annotations
@@ -63,27 +67,34 @@ def forward(xp: Namespace, layers: Sequence[Layer], weights: Sequence[Array], x:
 
 
 def output_loss(xp: Namespace, activation: Activation, loss: Loss, prediction: Array, sop: Array,
-                target: Array) -> Array:
-    """The loss of a batch (0-d), from the SOP where the pair is fused, so it stays finite."""
+                target: Array, shares: Array | None = None) -> Array:
+    """The loss of a batch (0-d), from the SOP where the pair is fused, so it stays finite; with ``shares``
+    (one per sample) the sum of each sample's loss times its share."""
     fused = loss.fused.get(activation.name)
+    if shares is not None:
+        rows = loss.rows(xp, prediction, target) if fused is None else fused.rows(xp, sop, target)
+        return xp.vecdot(rows, shares)
     if fused is not None:
         return fused.value(xp, sop, target)
     return loss.value(xp, prediction, target)
 
 
 def loss_and_prediction(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Sequence[Array], x: Array,
-                        target: Array) -> tuple[Array, Array]:
-    """The loss (0-d) and the prediction for a batch, forward only."""
+                        target: Array, shares: Array | None = None) -> tuple[Array, Array]:
+    """The loss (0-d, weighted by ``shares`` where given) and the prediction for a batch, forward only."""
     activs, sop = forward(xp, layers, weights, x)
-    return output_loss(xp, layers[-1].activation, loss, activs[-1], sop, target), activs[-1]
+    return output_loss(xp, layers[-1].activation, loss, activs[-1], sop, target, shares), activs[-1]
 
 
 def gradient_function(layers: Sequence[Layer], loss: Loss, *, want_loss: bool) -> BatchMeans:
     """:func:`gradients` for these layers and this loss as what a backend's ``batch_means`` runs, on a whole
-    batch or (Dask) on each of its chunks: ``(xp, weights, x, target) -> (gradients [+ loss], prediction)``."""
+    batch or (Dask) on each of its chunks: ``(xp, weights, x, target[, shares]) -> (gradients [+ loss],
+    prediction)``."""
 
-    def batch(xp: Namespace, weights: Sequence[Array], x: Array, target: Array) -> tuple[list[Array], Array]:
-        grads, value, prediction = gradients(xp, layers, loss, weights, x, target, want_loss=want_loss)
+    def batch(xp: Namespace, weights: Sequence[Array], x: Array, target: Array,
+              shares: Array | None = None) -> tuple[list[Array], Array]:
+        grads, value, prediction = gradients(xp, layers, loss, weights, x, target, want_loss=want_loss,
+                                             shares=shares)
         if value is not None:
             grads.append(value)  # a list made by this call: the means are the gradients, then the loss
         return grads, prediction
@@ -92,10 +103,11 @@ def gradient_function(layers: Sequence[Layer], loss: Loss, *, want_loss: bool) -
 
 
 def gradients(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Sequence[Array], x: Array,
-              target: Array, *, want_loss: bool = False,
-              record: Recorder = None) -> tuple[list[Array], Array | None, Array]:
+              target: Array, *, want_loss: bool = False, record: Recorder = None,
+              shares: Array | None = None) -> tuple[list[Array], Array | None, Array]:
     """One forward and one backward pass: the gradient of the loss for every weight array (in the
-    order of ``weights``), the loss (with ``want_loss``, else None) and the prediction.
+    order of ``weights``), the loss (with ``want_loss``, else None) and the prediction; with ``shares``,
+    of the loss weighted by them (see the module's docstring).
 
     Written as one function on purpose: this is the training hot path, where every Python call
     costs as much as a NumPy operation on the tutorials' tiny arrays.
@@ -122,6 +134,10 @@ def gradients(xp: Namespace, layers: Sequence[Layer], loss: Loss, weights: Seque
             prediction_sop = None if output.derivative is None else output.derivative(xp, prediction)
             record(number, prediction=prediction, target=target, error=value, error_prediction=error_prediction,
                    prediction_sop=prediction_sop, error_sop_output=delta)
+    if shares is not None:  # each sample's delta scaled by its weight in the mean the loss took
+        delta = delta * xp.reshape(shares * prediction.shape[0], (-1, 1))
+        if want_loss:
+            value = output_loss(xp, output, loss, prediction, sop, target, shares)
 
     # back through the layers: each layer's gradient from its input and its error->sop
     grads: list[Array] = [None] * len(weights)

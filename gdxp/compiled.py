@@ -54,7 +54,8 @@ class CompiledRunner:
     """Runs of epochs as one compiled program each; see the module's docstring."""
 
     def __init__(self, model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
-                 options: FitOptions, guard: UpdateGuard | None, watched: bool) -> None:
+                 options: FitOptions, guard: UpdateGuard | None, watched: bool,
+                 sample_weight: Array | None = None) -> None:
         backend = self.backend = model.backend
         self.options = options
         self.n_samples = inputs.shape[0]
@@ -64,9 +65,10 @@ class CompiledRunner:
                                                           options.epochs)
         start = _trained(backend, model.state)
         self.program, seconds = _program(backend, model.architecture, model.optimizer, start, inputs, targets,
-                                         validation, options, size, self.length_cap, shuffled=self.rng is not None)
+                                         validation, options, size, self.length_cap, shuffled=self.rng is not None,
+                                         sample_weight=sample_weight)
         self.compile_seconds = seconds
-        self.data = (inputs, targets, *(validation or ()))
+        self.data = (inputs, targets, sample_weight, *(validation or ()))
         self.validated = validation is not None
         self._chunk: _Chunk | None = None
         self._previous: _Chunk | None = None
@@ -184,7 +186,7 @@ def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) 
 
 def _program(backend: Backend, architecture: Architecture, optimizer: Optimizer, start: Trained, inputs: Array,
              targets: Array, validation: tuple[Array, Array] | None, options: FitOptions, size: int, length: int, *,
-             shuffled: bool) -> tuple[Callable[..., Any], float]:
+             shuffled: bool, sample_weight: Array | None) -> tuple[Callable[..., Any], float]:
     """The compiled run for this architecture, optimizer, data shapes and settings (``start``, the state it
     begins from, stands for the states it will be given), and the seconds compiling took (0 when an earlier
     fit did). The cache keys on what the math is: the architecture's activation and loss objects
@@ -193,7 +195,7 @@ def _program(backend: Backend, architecture: Architecture, optimizer: Optimizer,
     key = (backend.name, backend.device_name, backend.dtype_name, architecture.key(), type(optimizer),
            tuple(optimizer.hyperparameters().items()), options.weight_decay, tuple(inputs.shape),
            tuple(targets.shape), None if validation is None else tuple(validation[0].shape), size, length, shuffled,
-           options.record_predictions, scheduled)
+           options.record_predictions, scheduled, sample_weight is None)
     if key in _PROGRAMS:
         return _PROGRAMS[key][0], 0.0
     chunk = _chunk_function(backend, architecture, optimizer, inputs.shape[0], size, length, validation is not None,
@@ -201,7 +203,7 @@ def _program(backend: Backend, architecture: Architecture, optimizer: Optimizer,
     example = (start,
                _orders(backend, np.random.default_rng(0), inputs.shape[0], 0, length) if shuffled else None,
                backend.zeros((length,)), backend.asarray(0, dtype=backend.index_dtype),
-               inputs, targets, *(validation or ()))
+               inputs, targets, sample_weight, *(validation or ()))
     program, seconds = backend.compiler.compile(chunk, *example)
     if len(_PROGRAMS) >= _MAX_PROGRAMS:
         _PROGRAMS.pop(next(iter(_PROGRAMS)))
@@ -212,35 +214,36 @@ def _program(backend: Backend, architecture: Architecture, optimizer: Optimizer,
 def _chunk_function(backend: Backend, architecture: Architecture, optimizer: Optimizer, n_samples: int, size: int,
                     length: int, validated: bool, recorded: bool, weight_decay: float, *,
                     scheduled: bool) -> Callable[..., Any]:
-    """``chunk(trained, orders, rates, count, x, y[, x_val, y_val])``: the first ``count`` of ``length``
-    epochs from ``trained``, each at its rate (one for all, unless ``scheduled``); returns the state after
-    them and each epoch's (loss, validation loss, prediction), as the eager loop computes them."""
+    """``chunk(trained, orders, rates, count, x, y, sample_weight[, x_val, y_val])``: the first ``count`` of
+    ``length`` epochs from ``trained``, each at its rate (one for all, unless ``scheduled``), the samples
+    weighted by ``sample_weight`` unless it is None (shuffled with them); returns the state after them and each
+    epoch's (loss, validation loss, prediction), as the eager loop computes them."""
     xp, compiler = backend.xp, backend.compiler
     full = n_samples // size * size  # samples in whole batches; the rest make one short batch
     n_scores = 2 if metric_name(architecture.loss) == "accuracy" else 1  # the validation loss (and accuracy)
     skip = _skipped(backend, n_samples, architecture.sizes[-1], recorded, n_scores if validated else 0)
 
     def chunk(trained: Trained, orders: Array | None, rates: Array, count: Array, x: Array, y: Array,
-              *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
+              sample_weight: Array | None, *validation: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
+        data = (x, y) if sample_weight is None else (x, y, sample_weight)
         fixed = None if scheduled else make_step(backend, architecture, optimizer, rates[0], weight_decay)
 
         def epoch(carried: Trained, order: Array | None, rate: Array) -> tuple[Trained, tuple[Array, Array, Array]]:
             step = fixed or make_step(backend, architecture, optimizer, rate, weight_decay)
 
-            def batch(carried: Trained, pair: tuple[Array, Array]) -> tuple[Trained, Array]:
+            def batch(carried: Trained, pair: tuple[Array, ...]) -> tuple[Trained, Array]:
                 carried, value, _ = step(carried, *pair)
                 return carried, value
 
-            xs, ys = (x, y) if order is None else (xp.take(x, order, axis=0), xp.take(y, order, axis=0))
+            shuffled = data if order is None else tuple(xp.take(arr, order, axis=0) for arr in data)
             if full == n_samples and size == n_samples:  # one batch: the tutorials' case
-                carried, value, prediction = step(carried, xs, ys)
+                carried, value, prediction = step(carried, *shuffled)
             else:
-                stacked = (xp.reshape(xs[:full, ...], (full // size, size, xs.shape[1])),
-                           xp.reshape(ys[:full, ...], (full // size, size, ys.shape[1])))
+                stacked = tuple(xp.reshape(arr[:full, ...], (full // size, size, *arr.shape[1:])) for arr in shuffled)
                 carried, values = compiler.scan(batch, carried, stacked)
                 total = xp.sum(values) * size
                 if full < n_samples:
-                    carried, value, _ = step(carried, xs[full:, ...], ys[full:, ...])
+                    carried, value, _ = step(carried, *(arr[full:, ...] for arr in shuffled))
                     total = total + value * (n_samples - full)
                 value, prediction = total / n_samples, None
             val_value = scores(backend, architecture, carried[0], validation) if validated else value

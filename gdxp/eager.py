@@ -32,9 +32,11 @@ class EagerRunner:
     compile_seconds = 0.0
 
     def __init__(self, model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
-                 options: FitOptions, guard: UpdateGuard | None, watched: bool) -> None:
+                 options: FitOptions, guard: UpdateGuard | None, watched: bool,
+                 sample_weight: Array | None = None) -> None:
         self.backend, self.architecture, self.options = model.backend, model.architecture, options
-        self.inputs, self.targets, self.validation = inputs, targets, validation
+        self.inputs, self.validation = inputs, validation
+        self.data = (inputs, targets) if sample_weight is None else (inputs, targets, sample_weight)
         self.size = options.batch_size_for(inputs.shape[0])
         self._one_batch = self.size >= inputs.shape[0]
         self.rng = model.shuffle_rng if options.shuffle and not self._one_batch else None
@@ -117,18 +119,19 @@ class EagerRunner:
         return trained
 
     def _epoch(self, trained: tuple[Any, ...], step: Any) -> tuple[tuple[Any, ...], Array, Array]:
-        """One epoch's steps; its mean loss over the samples, each batch's taken before its update."""
+        """One epoch's steps; its mean loss over the samples, each batch's taken before its update (with sample
+        weights, each batch's weighted mean counted by its samples, as scikit-learn's ``loss_``)."""
         if self._one_batch:  # the tutorials' case, where the epoch loop's own cost shows
-            return step(trained, self.inputs, self.targets)
+            return step(trained, *self.data)
         n_samples = self.inputs.shape[0]
         total = None
         self._trained = trained
-        for batch_x, batch_y in batches(self.backend, self.rng, self.inputs, self.targets, self.size):
-            trained, value, prediction = step(trained, batch_x, batch_y)
+        for batch in batches(self.backend, self.rng, self.size, *self.data):
+            trained, value, prediction = step(trained, *batch)
             self._trained = trained
             if self._guard is not None:
                 self._guard.deliver()
-            weighted = value * batch_x.shape[0]
+            weighted = value * batch[0].shape[0]
             total = weighted if total is None else total + weighted
         self._trained = None
         return trained, total / n_samples, prediction

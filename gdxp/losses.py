@@ -1,8 +1,10 @@
 """Loss functions, each the mean over the samples of a batch, and their gradients.
 
+``rows`` gives each sample's own loss instead of their mean, for a mean weighted by sample weights.
+
 ``gradient`` is the tutorials' first chain-rule factor, error -> prediction (``error_predicted_deriv``),
 already divided by the number of samples. Where an output activation and a loss cancel into
-``prediction - target`` (softmax with cross-entropy, sigmoid with binary cross-entropy), the pair is
+``prediction - target`` (softmax with cross-entropy, sigmoid with binary cross-entropy, exp with Poisson), the pair is
 fused: the loss is computed from the sum of products (SOP) itself, so it stays finite when a prediction
 saturates at 0 or 1, and the gradient skips the division by a vanishing derivative.
 """
@@ -25,10 +27,12 @@ LossFunction = Callable[[Namespace, Array, Array], Array]
 @dataclass(frozen=True)
 class FusedOutput:
     """A loss paired with an output activation: ``value(xp, sop, target)`` and
-    ``delta(xp, prediction, target)`` = d loss / d sop, both exact and stable."""
+    ``delta(xp, prediction, target)`` = d loss / d sop, both exact and stable; ``rows(xp, sop, target)``
+    each sample's loss (shape ``(n_samples,)``), whose mean is ``value`` (None: no sample weights)."""
 
     value: LossFunction
     delta: LossFunction
+    rows: LossFunction | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ class TargetRange:
 
 @dataclass(frozen=True)
 class Loss:
-    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction.
+    """A named loss: ``value(xp, prediction, target)`` (0-d) and ``gradient`` = d loss / d prediction;
+    ``rows(xp, prediction, target)`` gives each sample's loss (shape ``(n_samples,)``), whose mean is
+    ``value``, for means weighted by sample weights (None: the loss takes none).
 
     ``value_and_gradient`` computes the two together; a loss whose two share work (``p - t``) gives
     its own, otherwise it is the two calls one after the other. ``outputs`` names the output
@@ -59,6 +65,7 @@ class Loss:
     value_and_gradient: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
     outputs: tuple[str, ...] = ()
     target_range: TargetRange | None = None
+    rows: LossFunction | None = None
     instead: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,7 +84,8 @@ class Loss:
                              f"loss={self.instead[activation]!r}, the {activation}'s loss, or "
                              f"output_activation={self.outputs[0]!r} with {self.name!r}")
         if self.outputs and activation not in self.outputs:
-            raise ValueError(f"loss {self.name!r} takes probabilities, which a {activation!r} output does not "
+            kind = "positive numbers" if self.outputs == ("exp",) else "probabilities"
+            raise ValueError(f"loss {self.name!r} takes {kind}, which a {activation!r} output does not "
                              f"give: use output_activation={self.outputs[0]!r}")
 
 
@@ -109,7 +117,11 @@ def squared_loss(name: str, scale: float, *, per_output: bool) -> Loss:
         flat = xp.reshape(diff, (-1,))
         return xp.vecdot(flat, flat) * factor, diff * (2.0 * factor)
 
-    return Loss(name, value, gradient, value_and_gradient=both)
+    def rows(xp: Namespace, prediction: Array, target: Array) -> Array:
+        diff = prediction - target
+        return xp.vecdot(diff, diff) * (scale / diff.shape[1] if per_output else scale)
+
+    return Loss(name, value, gradient, value_and_gradient=both, rows=rows)
 
 
 def _clip_probability(xp: Namespace, prediction: Array) -> Array:
@@ -119,10 +131,27 @@ def _clip_probability(xp: Namespace, prediction: Array) -> Array:
     return xp.minimum(xp.maximum(prediction, float(finfo.smallest_normal)), 1.0 - float(finfo.eps))
 
 
-def binary_cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
+def _mean_and_rows(terms: LossFunction, *, negate: bool) -> tuple[LossFunction, LossFunction]:
+    """A loss from its ``terms`` per sample and output (negated with ``negate``): the mean over the samples
+    of their sums over the outputs (``value``), and each sample's sum (``rows``)."""
+
+    def value(xp: Namespace, prediction: Array, target: Array) -> Array:
+        total = xp.sum(terms(xp, prediction, target))
+        return (-total if negate else total) / _samples(prediction)
+
+    def rows(xp: Namespace, prediction: Array, target: Array) -> Array:
+        totals = xp.sum(terms(xp, prediction, target), axis=-1)
+        return -totals if negate else totals
+
+    return value, rows
+
+
+def _binary_log_likelihoods(xp: Namespace, prediction: Array, target: Array) -> Array:
     p = _clip_probability(xp, prediction)
-    per_output = target * xp.log(p) + (1.0 - target) * xp.log1p(-p)
-    return -xp.sum(per_output) / _samples(prediction)
+    return target * xp.log(p) + (1.0 - target) * xp.log1p(-p)
+
+
+binary_cross_entropy, binary_cross_entropy_rows = _mean_and_rows(_binary_log_likelihoods, negate=True)
 
 
 def binary_cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
@@ -130,19 +159,25 @@ def binary_cross_entropy_gradient(xp: Namespace, prediction: Array, target: Arra
     return (p - target) / (p * (1.0 - p) * _samples(prediction))
 
 
-def binary_cross_entropy_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+def _binary_cross_entropies_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
     """-t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)) = max(z, 0) - t z + log1p(exp(-|z|))."""
-    per_output = xp.maximum(sop, 0.0) - target * sop + xp.log1p(xp.exp(-xp.abs(sop)))
-    return xp.sum(per_output) / _samples(sop)
+    return xp.maximum(sop, 0.0) - target * sop + xp.log1p(xp.exp(-xp.abs(sop)))
+
+
+binary_cross_entropy_from_sop, binary_cross_entropy_rows_from_sop = _mean_and_rows(
+    _binary_cross_entropies_from_sop, negate=False)
 
 
 def prediction_minus_target(xp: Namespace, prediction: Array, target: Array) -> Array:
     return (prediction - target) * (1.0 / _samples(prediction))
 
 
-def cross_entropy(xp: Namespace, prediction: Array, target: Array) -> Array:
+def _log_likelihoods(xp: Namespace, prediction: Array, target: Array) -> Array:
     p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
-    return -xp.sum(target * xp.log(p)) / _samples(prediction)
+    return target * xp.log(p)
+
+
+cross_entropy, cross_entropy_rows = _mean_and_rows(_log_likelihoods, negate=True)
 
 
 def cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
@@ -150,17 +185,51 @@ def cross_entropy_gradient(xp: Namespace, prediction: Array, target: Array) -> A
     return -target / (p * _samples(prediction))
 
 
-def cross_entropy_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
-    """-sum t log softmax(z), with log softmax(z) = z - max z - log sum exp(z - max z)."""
+def _log_likelihoods_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+    """t log softmax(z), with log softmax(z) = z - max z - log sum exp(z - max z)."""
     shifted = sop - xp.max(sop, axis=-1, keepdims=True)
-    log_softmax = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    return -xp.sum(target * log_softmax) / _samples(sop)
+    return target * (shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))
+
+
+cross_entropy_from_sop, cross_entropy_rows_from_sop = _mean_and_rows(_log_likelihoods_from_sop, negate=True)
 
 
 def softmax_cross_entropy_delta(xp: Namespace, prediction: Array, target: Array) -> Array:
     """d loss / d z = p * sum(t) - t: exactly ``p - t`` for one-hot or probability targets."""
     total = xp.sum(target, axis=-1, keepdims=True)
     return (prediction * total - target) * (1.0 / _samples(prediction))
+
+
+def _poisson_deviances(xp: Namespace, prediction: Array, target: Array) -> Array:
+    """Half the Poisson deviance of each sample and output, scikit-learn's: ``t log(t / p) - t + p``
+    (``0 log 0 = 0``)."""
+    p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
+    return target * (xp.log(xp.where(target > 0.0, target, 1.0)) - xp.log(p)) - target + p
+
+
+poisson, poisson_rows = _mean_and_rows(_poisson_deviances, negate=False)
+
+
+def poisson_gradient(xp: Namespace, prediction: Array, target: Array) -> Array:
+    p = xp.maximum(prediction, float(xp.finfo(prediction.dtype).smallest_normal))
+    return (1.0 - target / p) * (1.0 / _samples(prediction))
+
+
+def _poisson_deviances_from_sop(xp: Namespace, sop: Array, target: Array) -> Array:
+    """The same with ``p = exp(z)``: ``t (log t - z) - t + exp(z)``, whose derivative in ``z`` is ``p - t``."""
+    return target * (xp.log(xp.where(target > 0.0, target, 1.0)) - sop) - target + xp.exp(sop)
+
+
+poisson_from_sop, poisson_rows_from_sop = _mean_and_rows(_poisson_deviances_from_sop, negate=False)
+
+
+def _negatives_outside(xp: Namespace, target: Array) -> Array:
+    return xp.any(target < 0.0, axis=-1)
+
+
+def _describe_negative(row: int, values: np.ndarray) -> str:
+    column = int(np.argmax(values < 0.0))
+    return f"must be >= 0 for poisson, got {float(values[column]):g} at index ({row}, {column})"
 
 
 def _probabilities_outside(xp: Namespace, target: Array) -> Array:
@@ -190,6 +259,7 @@ def _describe_distribution(row: int, values: np.ndarray) -> str:
 
 PROBABILITIES = TargetRange(_probabilities_outside, _describe_probabilities)  # binary cross-entropy: each in [0, 1]
 DISTRIBUTIONS = TargetRange(_distributions_outside, _describe_distribution)  # cross-entropy: rows >= 0 summing to 1
+COUNTS = TargetRange(_negatives_outside, _describe_negative)  # poisson: each >= 0
 
 
 LOSSES: dict[str, Loss] = {
@@ -198,13 +268,19 @@ LOSSES: dict[str, Loss] = {
     "mse": squared_loss("mse", 1.0, per_output=True),
     "binary_cross_entropy": Loss(
         "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
-        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target)},
-        outputs=("sigmoid", "softmax"), target_range=PROBABILITIES),
+        {"sigmoid": FusedOutput(binary_cross_entropy_from_sop, prediction_minus_target,
+                                binary_cross_entropy_rows_from_sop)},
+        outputs=("sigmoid", "softmax"), target_range=PROBABILITIES, rows=binary_cross_entropy_rows),
     "cross_entropy": Loss(
         "cross_entropy", cross_entropy, cross_entropy_gradient,
-        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)},
+        {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta, cross_entropy_rows_from_sop)},
         # -sum t log p over sigmoid outputs, which need not sum to 1, is least with every output at 1
-        outputs=("softmax",), target_range=DISTRIBUTIONS, instead={"sigmoid": "binary_cross_entropy"}),
+        outputs=("softmax",), target_range=DISTRIBUTIONS, rows=cross_entropy_rows,
+        instead={"sigmoid": "binary_cross_entropy"}),
+    "poisson": Loss(
+        "poisson", poisson, poisson_gradient,
+        {"exp": FusedOutput(poisson_from_sop, prediction_minus_target, poisson_rows_from_sop)},
+        outputs=("exp",), target_range=COUNTS, rows=poisson_rows),
 }
 
 

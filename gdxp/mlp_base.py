@@ -1,82 +1,78 @@
 """What :class:`gdxp.estimators.MLPClassifier` and :class:`~gdxp.estimators.MLPRegressor` share:
-scikit-learn's parameters and conventions over one :class:`gdxp.Network` (see :mod:`gdxp.estimators`)."""
+scikit-learn's parameters, checked by scikit-learn's own ``_parameter_constraints`` and ``_fit_context``, and
+one ``fit`` that checks the data, builds or keeps the network and hands both to a solver (the stochastic
+ones of :mod:`gdxp.mlp_training`, L-BFGS of :mod:`gdxp.mlp_lbfgs`). A refused fit changes nothing."""
 
 from __future__ import annotations
 
 import numbers
-import os
-import tempfile
-import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
 from sklearn import get_config
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
+from .backend import BACKEND_NAMES, Backend
 from .backend.base import dtype_name
 from .backend.libraries import device_key, library_name, to_host
-from .loading import load
-from .mlp_training import StoppingTraining
+from .mlp_lbfgs import LbfgsTraining
+from .mlp_pickling import NetworkPickling
+from .mlp_training import StochasticTraining
 from .network import Network
-from .optimizers import SGD, Adam, Momentum, Optimizer
+from .optimizers import SGD, AdamEpsilonHat, Momentum, Optimizer
+from .options import MAX_EPOCHS
 
-__all__ = ["ACTIVATIONS", "SOLVERS", "BaseMLP"]
+__all__ = ["ACTIVATIONS", "GDXP_PARAMETERS", "BaseMLP", "Prepared", "store_parameters"]
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
-SOLVERS = ("sgd", "adam", "momentum")
+OUTPUT_NAMES = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity", "exp": "exp"}  # scikit-learn's
+GDXP_PARAMETERS: dict[str, Any] = {"backend": [None, StrOptions(set(BACKEND_NAMES)), Backend],
+                                   "device": "no_validation", "dtype": "no_validation"}  # get_backend checks them
 
 
-class BaseMLP(StoppingTraining, BaseEstimator):
-    """What both estimators share: parameters, the network, the training loop and scikit-learn's stopping rule."""
+class Prepared(NamedTuple):
+    """One fit's checked data: ``X`` in the caller's library, ``y`` the labels or values on the host,
+    ``targets`` the network's host targets, ``sample_weight`` each sample's weight (None: all 1), ``rng``
+    scikit-learn's random state of this fit."""
 
-    _output: tuple[str, str]  # the regressor's output activation and loss; the classifier's depend on y
+    X: Any
+    y: np.ndarray
+    targets: np.ndarray
+    sample_weight: np.ndarray | None
+    rng: np.random.RandomState
 
-    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu", *,
-                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
-                 learning_rate_init: float = 0.001, max_iter: int = 200, shuffle: bool = True,
-                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
-                 momentum: float = 0.9, nesterovs_momentum: bool = True, early_stopping: bool = False,
-                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8, n_iter_no_change: int = 10, backend: Any = None, device: Any = None,
-                 dtype: Any = None) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.backend = backend
-        self.device = device
-        self.dtype = dtype
+
+def store_parameters(estimator: BaseEstimator, parameters: dict[str, Any]) -> None:
+    """``__init__``'s arguments stored under their names, as scikit-learn's estimators keep them."""
+    for name, value in parameters.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
+class BaseMLP(NetworkPickling, LbfgsTraining, StochasticTraining, BaseEstimator):
+    """What both estimators share: fitting, the network and predicting through it."""
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
         return tags
 
-    # -- scikit-learn's public methods -----------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BaseMLP:
+        """Train on ``(X, y)``, each sample's loss weighted by ``sample_weight`` (None: all 1), from new
+        weights unless ``warm_start``; returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def fit(self, X: Any, y: Any) -> BaseMLP:
-        """Train on ``(X, y)`` for up to ``max_iter`` epochs, from new weights unless ``warm_start``; returns self."""
-        return self._fit(X, y, incremental=False)
+    def _check_solver(self) -> bool:
+        if self.solver == "lbfgs":
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is "
+                                 "not stochastic.")
+        return True
 
     @property
     def coefs_(self) -> list[np.ndarray]:
@@ -90,55 +86,64 @@ class BaseMLP(StoppingTraining, BaseEstimator):
         check_is_fitted(self)
         return self.net_.get_weights()[1::2]
 
-    # -- pickling: a Network holds its array library's module, so it travels as gdxp's own file --------
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())  # a copy: Python's default state is the instance's own __dict__
-        net = state.get("net_")
-        if isinstance(net, Network):
-            with tempfile.TemporaryDirectory() as folder:
-                path = os.path.join(folder, "net.npz")
-                net.save(path, include_optimizer=net.optimizer is not None)
-                with open(path, "rb") as file:
-                    state["net_"] = (net.backend.name, net.backend.device_name, file.read())
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        net = state.get("net_")
-        if isinstance(net, tuple):
-            backend, device, data = net
-            with tempfile.TemporaryDirectory() as folder:
-                path = os.path.join(folder, "net.npz")
-                with open(path, "wb") as file:
-                    file.write(data)
-                state["net_"] = load(path, backend=backend, device=device)
-        super().__setstate__(state)
-
     # -- fitting -----------------------------------------------------------------------------------
 
-    def _fit(self, X: Any, y: Any, *, incremental: bool, classes: Any = None) -> BaseMLP:
-        self._check_parameters()
+    def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool, classes: Any = None) -> BaseMLP:
+        if incremental:
+            self._validate_params()  # _fit_context checks only partial_fit's first call; here every call does
+        for name in _REAL_PARAMETERS:  # scikit-learn's intervals take 10**400, which no float holds
+            value = getattr(self, name)
+            if not np.isfinite(float(value) if -1e308 < value < 1e308 else np.inf):
+                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be a finite number, got "
+                                 f"{_short(value)}.")
+        if self.max_iter > MAX_EPOCHS:
+            raise ValueError(f"The 'max_iter' parameter of {type(self).__name__} must be at most {MAX_EPOCHS:,} "
+                             f"epochs, got {_short(self.max_iter)}.")
+        before = dict(vars(self))
+        try:
+            prepared = self._prepare(X, y, sample_weight, incremental=incremental, classes=classes)
+        except BaseException:  # a refused fit leaves the estimator as it was
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(prepared)
+        else:
+            self._fit_stochastic(prepared, incremental=incremental)
+        return self
+
+    def _prepare(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool, classes: Any) -> Prepared:
+        """The data checked, the network built (fresh) or kept, and the solver made (fit) or kept (partial_fit)."""
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
         fresh = not hasattr(self, "net_") or (not self.warm_start and not incremental)
         X, y = validate_data(self, X, to_host(y), multi_output=True, dtype=_float_dtypes(X), reset=fresh,
                              y_numeric=isinstance(self, RegressorMixin))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        targets = self._targets(y, incremental=incremental, fresh=fresh, classes=classes)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(to_host(sample_weight), np.empty((X.shape[0], 0)), dtype=np.float64)
+        targets = self._targets(y, incremental=incremental, classes=classes)
+        sample_weight = self._weighted(y, sample_weight, incremental=incremental)
         rng = check_random_state(self.random_state)
         if fresh:
-            self._initialize(X, targets.shape[1], rng)
-        if not incremental or not hasattr(self, "_optimizer"):  # as scikit-learn: warm_start restarts the solver
-            self._optimizer = self._new_optimizer()
-        batch_size = self._batch_size(X.shape[0])
-        if self.early_stopping and not incremental:
-            self._train_early_stopping(X, y, targets, batch_size, rng)
-        else:
-            self._train(X, targets, batch_size, epochs=1 if incremental else self.max_iter, incremental=incremental)
-        return self
+            self._initialize(X, hidden, targets.shape[1], rng)
+        if self.solver != "lbfgs" and (not incremental or not hasattr(self, "_optimizer")):
+            self._optimizer, self._rate = self._new_optimizer(), float(self.learning_rate_init)
+        return Prepared(X, y, targets, sample_weight, rng)
 
-    def _initialize(self, X: Any, n_outputs: int, rng: np.random.RandomState) -> None:
-        """A fresh network for ``X`` and ``n_outputs``, and scikit-learn's records of a run started afresh."""
+    def _weighted(self, y: np.ndarray, sample_weight: np.ndarray | None, *, incremental: bool) -> np.ndarray | None:
+        """Each sample's weight in the loss (the classifier multiplies in its class weights)."""
+        return sample_weight
+
+    def _initialize(self, X: Any, hidden: list[int], n_outputs: int, rng: np.random.RandomState) -> None:
+        """A fresh network for ``X`` and ``n_outputs``, its weights drawn as scikit-learn draws them (so the
+        same ``random_state`` starts from scikit-learn's weights), and scikit-learn's records of a new run."""
         output_activation, loss = self._output_layer()
+        sizes = [X.shape[1], *hidden, n_outputs]
+        weights = _initial_weights(sizes, self.activation, rng)
+        seed = self.random_state if _is_whole(self.random_state) else int(rng.randint(np.iinfo(np.int32).max))
         library = library_name(X)
         backend = self.backend if self.backend is not None else (library if library != "numpy" else None)
         device = self.device
@@ -147,60 +152,22 @@ class BaseMLP(StoppingTraining, BaseEstimator):
         dtype = self.dtype
         if dtype is None and (backend or "numpy") == library:
             dtype = dtype_name(X.dtype)  # float32 data trains a float32 network, as scikit-learn keeps float32
-        seed = self.random_state if _is_whole(self.random_state) else int(rng.randint(np.iinfo(np.int32).max))
-        sizes = [X.shape[1], *_hidden_sizes(self.hidden_layer_sizes), n_outputs]
         self.net_ = Network(sizes, activation=ACTIVATIONS[self.activation], output_activation=output_activation,
-                            loss=loss, init="glorot_uniform", seed=seed, backend=backend, device=device, dtype=dtype)
+                            loss=loss, init="glorot_uniform", seed=seed, backend=backend, device=device, dtype=dtype,
+                            weights=weights)
         self._fit_library = (library, device_key(X))
-        self.n_outputs_, self.n_layers_, self.out_activation_ = n_outputs, len(sizes), output_activation
-        self.loss_curve_: list[float] = []
-        self.n_iter_, self._no_improvement_count = 0, 0
-        self.best_loss_: float | None = np.inf
-        self.validation_scores_: list[float] | None = None
-        self.best_validation_score_: float | None = None
+        self.n_outputs_, self.n_layers_, self.out_activation_ = n_outputs, len(sizes), OUTPUT_NAMES[output_activation]
+        self.n_iter_, self.t_ = 0, 0
+        if self.solver != "lbfgs":  # scikit-learn keeps these records for its stochastic solvers only
+            self._start_records()
 
     def _new_optimizer(self) -> Optimizer:
+        """scikit-learn's solver: its Adam (epsilon added to sqrt(v)), or descent with (Nesterov's) momentum."""
         if self.solver == "adam":
-            return Adam(self.beta_1, self.beta_2, self.epsilon)
-        if self.solver == "momentum":
-            return Momentum(self.momentum)
-        if self.momentum > 0:  # scikit-learn's "sgd": momentum 0.9 with Nesterov's look-ahead by default
+            return AdamEpsilonHat(self.beta_1, self.beta_2, self.epsilon)
+        if self.momentum > 0:
             return Momentum(self.momentum, nesterov=self.nesterovs_momentum)
         return SGD()
-
-    def _fit_options(self, batch_size: int) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate_init, "batch_size": batch_size, "optimizer": self._optimizer,
-                "shuffle": self.shuffle, "verbose": 0, "weight_decay": self.alpha}
-
-    def _batch_size(self, n_samples: int) -> int:
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        if not 1 <= self.batch_size <= n_samples:
-            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                          stacklevel=3)
-        return int(np.clip(self.batch_size, 1, n_samples))
-
-    def _check_parameters(self) -> None:
-        """Refuse a bad parameter by its scikit-learn name before anything is trained."""
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {self.activation!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {', '.join(map(repr, SOLVERS))}, got {self.solver!r}")
-        _hidden_sizes(self.hidden_layer_sizes)
-        for name, low, high in (("alpha", 0, None), ("learning_rate_init", 0, None), ("tol", 0, None),
-                                ("momentum", 0, 1), ("validation_fraction", 0, 1), ("beta_1", 0, 1),
-                                ("beta_2", 0, 1), ("epsilon", 0, None)):
-            value = getattr(self, name)
-            strict = name not in ("alpha", "tol", "momentum")
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
-                    or value < low or (strict and value == low) or (high is not None and value >= high)):
-                bounds = f"{'>' if strict else '>='} {low}" + (f" and < {high}" if high is not None else "")
-                raise ValueError(f"{name} must be a number {bounds}, got {value!r}")
-        for name in ("max_iter", "n_iter_no_change"):
-            if not _is_whole(getattr(self, name)) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
-        if self.batch_size != "auto" and not _is_whole(self.batch_size):
-            raise ValueError(f"batch_size must be 'auto' or a whole number, got {self.batch_size!r}")
 
     # -- predicting --------------------------------------------------------------------------------
 
@@ -229,6 +196,26 @@ class BaseMLP(StoppingTraining, BaseEstimator):
         return xp.asarray(host, device=device) if host.dtype.kind in "biuf" else host  # str labels stay NumPy
 
 
+_REAL_PARAMETERS = ("alpha", "learning_rate_init", "power_t", "tol", "momentum", "validation_fraction", "beta_1",
+                    "beta_2", "epsilon")
+
+
+def _short(value: Any) -> str:
+    """A number for a message, a whole number of hundreds of digits cut short."""
+    text = repr(value)
+    return text if len(text) <= 20 else f"{text[:6]}... ({len(text)} digits)"
+
+
+def _initial_weights(sizes: Sequence[int], activation: str, rng: np.random.RandomState) -> list[np.ndarray]:
+    """scikit-learn's starting weights, in :meth:`gdxp.Network.get_weights` order: Glorot's uniform bound
+    (``sqrt(6 / (fan_in + fan_out))``, 2 for the logistic), biases drawn too, each layer's matrix first."""
+    weights = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt((2.0 if activation == "logistic" else 6.0) / (fan_in + fan_out))
+        weights += [rng.uniform(-bound, bound, (fan_in, fan_out)), rng.uniform(-bound, bound, fan_out)]
+    return weights
+
+
 def _float_dtypes(X: Any) -> tuple[Any, Any]:
     """The floating dtypes ``X`` may keep (float64 first): those of its own library when array-API dispatch
     is on, so that scikit-learn's checks compare like with like, else NumPy's."""
@@ -242,7 +229,7 @@ def _is_whole(value: Any) -> bool:
 
 
 def _hidden_sizes(sizes: Any) -> list[int]:
-    listed = [sizes] if _is_whole(sizes) else list(sizes) if isinstance(sizes, Sequence) else None
+    listed = [sizes] if _is_whole(sizes) else list(np.ravel(sizes)) if np.ndim(sizes) == 1 else None
     if listed is None or not all(_is_whole(s) and s >= 1 for s in listed):
-        raise ValueError(f"hidden_layer_sizes must be a whole number >= 1 or a list of them, got {sizes!r}")
+        raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes!r}.")
     return [int(s) for s in listed]

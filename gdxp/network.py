@@ -33,8 +33,9 @@ class Network:
 
     ``sizes`` is ``[inputs, hidden..., outputs]``. ``activation`` names the hidden layers' activation
     (``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, ``"identity"``), or lists one per hidden
-    layer; ``output_activation=None`` uses the hidden one, as the tutorials do (``"softmax"`` too). ``loss``:
-    ``"squared_error"``, ``"half_squared_error"``, ``"mse"``, ``"binary_cross_entropy"``, ``"cross_entropy"``.
+    layer; ``output_activation=None`` uses the hidden one, as the tutorials do (``"softmax"``, ``"exp"`` too).
+    ``loss``: ``"squared_error"``, ``"half_squared_error"``, ``"mse"``, ``"binary_cross_entropy"``, ``"cross_entropy"``,
+    ``"poisson"``.
     ``init``: ``"uniform"``, ``"normal"``, ``"glorot_uniform"``, ``"he_normal"``. Weights ``W`` have shape
     ``(n_in, n_out)``, so a layer computes ``activ_prev @ W + b``. ``backend=None`` reads ``GDXP_BACKEND``,
     else uses NumPy; ``seed`` fixes both the initial weights (identical on every backend) and the shuffling
@@ -153,33 +154,35 @@ class Network:
             activs, _ = backprop.forward(self.backend.xp, self.architecture.layers, self.state.weights, inputs)
             return activs[-1][0, :] if single else activs[-1]
 
-    def loss_value(self, x: Any, y: Any) -> float:
-        """The loss on ``(x, y)``, averaged over the samples."""
-        return self.evaluate(x, y)["loss"]
+    def loss_value(self, x: Any, y: Any, *, sample_weight: Any = None) -> float:
+        """The loss on ``(x, y)``, averaged over the samples (weighted by ``sample_weight``, as :meth:`fit`)."""
+        return self.evaluate(x, y, sample_weight=sample_weight)["loss"]
 
-    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+    def evaluate(self, x: Any, y: Any, *, sample_weight: Any = None) -> dict[str, float]:
         """``{"loss": ..., "accuracy": ...}`` on ``(x, y)`` where the loss is a cross-entropy, ``{"loss": ...,
         "r2": ...}`` (scikit-learn's R², averaged over the outputs) where it is a squared error; see
-        :mod:`gdxp.metrics`. Both are read from the device together."""
+        :mod:`gdxp.metrics`. Both are read from the device together; both weighted by ``sample_weight``."""
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y)
-            xp = self.backend.xp
+            xp, shares = self.backend.xp, validation.as_shares(self.backend, self.architecture, sample_weight,
+                                                                    inputs, check_values=True)
             loss, prediction = backprop.loss_and_prediction(xp, self.architecture.layers, self.loss,
-                                                            self.state.weights, inputs, targets)
-            name, value = score(xp, self.loss, prediction, targets)
+                                                            self.state.weights, inputs, targets, shares)
+            name, value = score(xp, self.loss, prediction, targets, shares)
             both = self.backend.to_numpy(xp.stack([xp.asarray(loss), xp.astype(value, loss.dtype)]))
             return {"loss": float(both[0]), name: float(both[1])}
 
-    def gradients(self, x: Any, y: Any) -> list[Array]:
-        """Gradients of the loss on ``(x, y)``, in :meth:`get_weights` order and shapes, on the device
-        (without waiting for it, as :meth:`predict`)."""
+    def gradients(self, x: Any, y: Any, *, sample_weight: Any = None) -> list[Array]:
+        """Gradients of the loss on ``(x, y)`` (weighted by ``sample_weight``, as :meth:`fit`), in
+        :meth:`get_weights` order and shapes, on the device (without waiting for it, as :meth:`predict`)."""
         with self.backend.activate():
             inputs, targets = self.as_batch(x, y, check_values=False)
+            shares = validation.as_shares(self.backend, self.architecture, sample_weight, inputs)
             return backprop.gradients(self.backend.xp, self.architecture.layers, self.loss, self.state.weights,
-                                      inputs, targets)[0]
+                                      inputs, targets, shares=shares)[0]
 
-    def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False,
-             check_finite: bool = False) -> Array | None:
+    def step(self, x: Any, y: Any, *, learning_rate: float, return_loss: bool = False, check_finite: bool = False,
+             sample_weight: Any = None) -> Array | None:
         """One gradient-descent step on this batch: ``W -= learning_rate * grad`` for every weight,
         all gradients taken at the weights from before the step.
 
@@ -188,6 +191,7 @@ class Network:
         the client). Arrays already of the network's library, device, dtype and shapes are taken as they
         are; other data is checked and moved first (host data checked for NaN/inf before it moves);
         ``check_finite=True`` also scans arrays already in place, which waits for the device once.
+        ``sample_weight`` weighs each sample's loss, as :meth:`fit` does.
         """
         rate = validation.check_positive_number(learning_rate, "learning_rate")
         validation.check_flag(return_loss, "return_loss")
@@ -196,8 +200,12 @@ class Network:
         with backend.activate():
             batch = None if check_finite else validation.batch_in_place(backend, self.architecture, x, y)
             inputs, targets = batch or self.as_batch(x, y, check_values=check_finite)
+            weights = validation.as_sample_weight(backend, self.architecture, sample_weight, inputs,
+                                                  check_values=check_finite, in_place=batch is not None)
             means = backend.settled(backend.batch_means(self._gradients[return_loss], state.weights, inputs,
-                                                        targets)[0])
+                                                        targets, weights)[0])
+            if weights is not None:
+                means.pop()  # the batch's weight sum
             loss = means.pop() if return_loss else None
             # new arrays (the gradients' buffers) swapped in at once: an interrupted step changes nothing
             self.state = state._replace(weights=_DESCENT.update(backend.parameters.xp, state.weights, means, [],
@@ -208,7 +216,8 @@ class Network:
             optimizer: str | Optimizer = "sgd", shuffle: bool = True, validation_data: tuple[Any, Any] | None = None,
             patience: int | None = None, verbose: int = 1, record_predictions: bool = False,
             weight_decay: float = 0.0, learning_rate_schedule: str | Callable[[int], float] | None = None,
-            callbacks: Sequence[Callable[[int, History], Any]] = (), client: Any = None) -> History:
+            callbacks: Sequence[Callable[[int, History], Any]] = (), client: Any = None,
+            sample_weight: Any = None) -> History:
         """Train by gradient descent for ``epochs`` passes over ``(x, y)``; returns a :class:`History`.
 
         ``batch_size=None`` takes all samples per step (full batch), ``1`` is the tutorials'
@@ -230,7 +239,10 @@ class Network:
         :class:`gdxp.TrainingDiverged`, the last weights with a finite loss restored; Ctrl-C leaves the
         weights of the last completed step. ``epochs=0`` checks everything and changes nothing.
         ``client`` (the dask backend): the ``dask.distributed`` Client whose cluster trains; None uses the
-        active client, if any, else Dask's local threads.
+        active client, if any, else Dask's local threads. ``sample_weight`` (one number >= 0 per sample, not all
+        0) weighs each sample's loss as scikit-learn's MLP does: a batch's loss is ``sum(w * loss) / sum(w)``
+        over its samples, and ``weight_decay`` is over ``sum(w)``; a batch whose weights sum to 0 has loss 0
+        and gradients 0. The weights follow their samples through every shuffle; validation is unweighted.
         """
         options = FitOptions(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, shuffle=shuffle,
                              patience=patience, verbose=verbose, record_predictions=record_predictions,
@@ -244,6 +256,7 @@ class Network:
         # the data is checked and moved to the device (or the client's cluster) once, here
         with self.backend.using(client), self.backend.activate():
             inputs, targets = self.as_batch(x, y)
+            weights = validation.as_sample_weight(self.backend, self.architecture, sample_weight, inputs)
             validation_batch = (None if validation_data is None
                                 else self.as_batch(*validation.as_pair(validation_data), names=("x_val", "y_val")))
             options.batch_size_for(inputs.shape[0])  # refused before anything changes
@@ -252,7 +265,7 @@ class Network:
             if chosen is not self.optimizer:  # a new optimizer starts from no state
                 self.optimizer, self.state = chosen, self.state._replace(optimizer_state=(), steps=0)
             runner = compiled.CompiledRunner if self.backend.compiler is not None else None
-            return training.train(self, inputs, targets, validation_batch, options, runner)
+            return training.train(self, inputs, targets, validation_batch, options, runner, weights)
 
     def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = False) -> None:
         """Write this network to one ``.npz`` file (atomically, no pickle); read it with :func:`gdxp.load`,

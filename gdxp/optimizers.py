@@ -21,7 +21,7 @@ from ._typing import Array, Namespace
 from .registry import lookup
 from .validation import check_positive_number
 
-__all__ = ["OPTIMIZERS", "Adam", "AdamW", "Momentum", "Optimizer", "SGD", "get_optimizer"]
+__all__ = ["OPTIMIZERS", "Adam", "AdamEpsilonHat", "AdamW", "Momentum", "Optimizer", "SGD", "get_optimizer"]
 
 State = list[list[Array]]
 Pieces = Callable[..., Sequence[tuple[Array, ...]]]  # a backend's pieces(*arrays): how an update goes through them
@@ -163,13 +163,7 @@ class Adam(Optimizer):
     def _moved(self, xp: Namespace, w: Array, g: Array, m: Array, v: Array, learning_rate: float | Array,
                first_correction: float | Array, second_correction: float | Array) -> tuple[Array, Array, Array]:
         """One piece's step: its weights, first and second moments after it (changed in place where they can)."""
-        b1, b2 = self.beta1, self.beta2
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        g *= g  # the gradient is not needed again: its square in its place
-        g *= 1.0 - b2
-        v += g
+        m, v = self._moved_moments(g, m, v)
         denominator = xp.sqrt(v / second_correction)
         denominator += self.epsilon
         change = m / first_correction
@@ -177,6 +171,18 @@ class Adam(Optimizer):
         change /= denominator
         w -= change
         return w, m, v
+
+    def _moved_moments(self, g: Array, m: Array, v: Array) -> tuple[Array, Array]:
+        """``m`` and ``v`` moved towards the gradient and its square (in place where they can change, ``g``
+        then scratch; new arrays on immutable ones: use what comes back)."""
+        b1, b2 = self.beta1, self.beta2
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        g *= g  # the gradient is not needed again: its square in its place
+        g *= 1.0 - b2
+        v += g
+        return m, v
 
 
 class AdamW(Adam):
@@ -207,7 +213,27 @@ class AdamW(Adam):
         return w, m, v
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "adamw": AdamW}
+class AdamEpsilonHat(Adam):
+    """Adam in the order Kingma and Ba give at the end of their section 2, as scikit-learn's MLP and
+    TensorFlow run it: the bias corrections fold into the step size, ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)``,
+    and ``epsilon`` ("epsilon hat") is added to ``sqrt(v)`` rather than to ``sqrt(v_hat)``: in the first
+    steps it weighs ``1 / sqrt(1 - beta2**t)`` times more than :class:`Adam`'s."""
+
+    name = "adam_epsilon_hat"
+
+    def _moved(self, xp: Namespace, w: Array, g: Array, m: Array, v: Array, learning_rate: float | Array,
+               first_correction: float | Array, second_correction: float | Array) -> tuple[Array, Array, Array]:
+        m, v = self._moved_moments(g, m, v)
+        denominator = xp.sqrt(v)
+        denominator += self.epsilon
+        change = m * (learning_rate * second_correction**0.5 / first_correction)
+        change /= denominator
+        w -= change
+        return w, m, v
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "adamw": AdamW,
+                                          "adam_epsilon_hat": AdamEpsilonHat}
 
 
 def get_optimizer(optimizer: str | Optimizer) -> Optimizer:

@@ -30,7 +30,7 @@ __all__ = ["Step", "Trained", "UpdateGuard", "all_finite", "batches", "make_step
            "scores", "surely_finite_loss", "training_loss"]
 
 Trained = tuple[Sequence[Array], Sequence[Sequence[Array]], Any]  # weights, optimizer state, steps: a step's carry
-Step = Callable[[Trained, Array, Array], tuple[Trained, Array, Array]]
+Step = Callable[..., tuple[Trained, Array, Array]]  # (trained, x, y[, sample_weight]) -> (trained, loss, prediction)
 
 
 class UpdateGuard:
@@ -72,24 +72,27 @@ class UpdateGuard:
 
 def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer, learning_rate: float | Array,
               weight_decay: float = 0.0, guard: UpdateGuard | None = None) -> Step:
-    """One training step: ``step((weights, optimizer_state, steps), x, y) -> ((weights, state, steps + 1),
-    loss, prediction)``, the gradients taken at the weights from before the step and the loss the batch's
-    before it. ``weight_decay`` adds scikit-learn's L2 penalty, ``weight_decay / 2 * sum(W**2)`` over the
-    batch's samples, to the loss and its gradient, for the weights W only (not the biases). ``guard``
-    holds Ctrl-C while an in-place update runs, for the caller to deliver once it has recorded the step."""
+    """One training step: ``step((weights, optimizer_state, steps), x, y[, sample_weight]) -> ((weights, state,
+    steps + 1), loss, prediction)``, the gradients taken at the weights from before the step and the loss the
+    batch's before it, a mean weighted by ``sample_weight`` where given (scikit-learn's; a batch whose weights
+    sum to 0 has loss 0 and gradients 0). ``weight_decay`` adds scikit-learn's L2 penalty,
+    ``weight_decay / 2 * sum(W**2)`` over the batch's samples (its weight sum, with ``sample_weight``), to the
+    loss and its gradient, for the weights W only (not the biases). ``guard`` holds Ctrl-C while an in-place
+    update runs, for the caller to deliver once it has recorded the step."""
     update, batch_means, settled = optimizer.update, backend.batch_means, backend.settled
     pieces = backend.parameters.pieces
     gradients = backprop.gradient_function(architecture.layers, architecture.loss, want_loss=True)
     held = backend.parameters.xp
     decayed = [layer.weight_index for layer in architecture.layers]
 
-    def step(trained: Trained, x: Array, y: Array) -> tuple[Trained, Array, Array]:
+    def step(trained: Trained, x: Array, y: Array, sample_weight: Array | None = None) -> tuple[Trained, Array, Array]:
         weights, state, steps = trained
-        means, prediction = batch_means(gradients, weights, x, y)
+        means, prediction = batch_means(gradients, weights, x, y, sample_weight)
         grads = settled(means)
+        total = None if sample_weight is None else grads.pop()  # the batch's weight sum, last
         value = grads.pop()  # the loss, after the gradients
         if weight_decay:
-            per_sample = weight_decay / x.shape[0]
+            per_sample = weight_decay / (x.shape[0] if total is None else held.where(total > 0.0, total, math.inf))
             for index in decayed:
                 flat = held.reshape(weights[index], (-1,))
                 grads[index] = grads[index] + per_sample * weights[index]
@@ -108,29 +111,37 @@ def make_step(backend: Backend, architecture: Architecture, optimizer: Optimizer
     return step
 
 
-def batches(backend: Backend, rng: np.random.Generator | None, inputs: Array, targets: Array,
-            size: int) -> Iterator[tuple[Array, Array]]:
-    """The data in batches of ``size`` samples, reshuffled first with ``rng`` unless it is None."""
+def batches(backend: Backend, rng: np.random.Generator | None, size: int, inputs: Array, targets: Array,
+            sample_weight: Array | None = None) -> Iterator[tuple[Array, ...]]:
+    """The data in batches of ``size`` samples, ``(x, y)`` or with ``sample_weight`` ``(x, y, w)``, reshuffled
+    first with ``rng`` unless it is None (the weights with their samples)."""
     n_samples = inputs.shape[0]
     if rng is not None:
-        inputs, targets = backend.shuffled(rng, inputs, targets)
+        inputs, targets, *weights = backend.shuffled(rng, inputs, targets,
+                                                     *(() if sample_weight is None else (sample_weight,)))
+        sample_weight = weights[0] if weights else None
     for start in range(0, n_samples, size):
         stop = min(start + size, n_samples)
-        yield inputs[start:stop, ...], targets[start:stop, ...]
+        if sample_weight is None:
+            yield inputs[start:stop, ...], targets[start:stop, ...]
+        else:
+            yield inputs[start:stop, ...], targets[start:stop, ...], sample_weight[start:stop, ...]
 
 
 def score_function(architecture: Architecture) -> BatchMeans:
-    """What :func:`scores` has a backend run: ``(xp, weights, x, y) -> ([loss, accuracy], prediction)``, the
-    accuracy only where the loss is a cross-entropy (:func:`gdxp.metrics.metric_name`): both are means over
-    the samples, so a task per chunk can compute them (R² is not)."""
+    """What :func:`scores` has a backend run: ``(xp, weights, x, y[, shares]) -> ([loss, accuracy],
+    prediction)``, the accuracy only where the loss is a cross-entropy (:func:`gdxp.metrics.metric_name`):
+    both are means over the samples (weighted by the shares where given), so a task per chunk can compute
+    them (R² is not)."""
     layers, loss = architecture.layers, architecture.loss
     classifies = metric_name(loss) == "accuracy"
 
-    def scored(xp: Namespace, weights: Sequence[Array], x: Array, y: Array) -> tuple[list[Array], Array]:
-        value, prediction = backprop.loss_and_prediction(xp, layers, loss, weights, x, y)
+    def scored(xp: Namespace, weights: Sequence[Array], x: Array, y: Array,
+               shares: Array | None = None) -> tuple[list[Array], Array]:
+        value, prediction = backprop.loss_and_prediction(xp, layers, loss, weights, x, y, shares)
         if not classifies:
             return [value], prediction
-        return [value, xp.astype(accuracy(xp, loss, prediction, y), value.dtype)], prediction
+        return [value, xp.astype(accuracy(xp, loss, prediction, y, shares), value.dtype)], prediction
 
     return scored
 

@@ -31,10 +31,11 @@ __all__ = ["train"]
 
 
 def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
-          options: FitOptions, runner_type: type[Runner] | None = None) -> History:
-    """Train ``model`` on data already checked and on its device (see :meth:`gdxp.Network.fit`) with a
-    runner of ``runner_type`` (default :class:`~gdxp.eager.EagerRunner`); the state is published to the model after
-    every run, and however the run ends."""
+          options: FitOptions, runner_type: type[Runner] | None = None, sample_weight: Array | None = None) -> History:
+    """Train ``model`` on data already checked and on its device (see :meth:`gdxp.Network.fit`), each sample's
+    loss weighted by ``sample_weight`` where given, with a runner of ``runner_type`` (default
+    :class:`~gdxp.eager.EagerRunner`); the state is published to the model after every run, and however the
+    run ends."""
     backend, architecture = model.backend, model.architecture
     hooks = Hooks(options, model.state.patience if options.patience else None)
     state = _started(model)
@@ -44,7 +45,7 @@ def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, 
     in_place = backend.parameters.mutable and model.optimizer.state_size > 0  # SGD leaves its inputs as they were
     guard = UpdateGuard() if in_place else None
     runner: Runner = (runner_type or EagerRunner)(model, inputs, targets, validation, options, guard,
-                                                  hooks.watches_network)
+                                                  hooks.watches_network, sample_weight)
     hooks.history.compile_seconds = runner.compile_seconds
     if runner.compile_seconds:
         hooks.progress.note(f"compiled {runner.length(options.epochs)} epochs per call in "

@@ -17,8 +17,8 @@ from .architecture import Architecture
 from .backend import Backend, host_array
 from .losses import TargetRange
 
-__all__ = ["as_batch", "as_inputs", "as_pair", "as_targets", "as_weights", "batch_in_place", "check_finite",
-           "check_flag", "check_positive_number", "check_whole_number"]
+__all__ = ["as_batch", "as_inputs", "as_pair", "as_sample_weight", "as_shares", "as_targets", "as_weights",
+           "batch_in_place", "check_finite", "check_flag", "check_positive_number", "check_whole_number"]
 
 
 def as_batch(backend: Backend, architecture: Architecture, x: Any, y: Any, *, check_values: bool = True,
@@ -67,6 +67,48 @@ def as_weights(backend: Backend, weights: Sequence[Any], shapes: Sequence[tuple[
             _raise_not_finite(f"weight array {index}", int(np.count_nonzero(not_finite)),
                               np.unravel_index(np.argmax(not_finite), host.shape))
     return arrays
+
+
+def as_sample_weight(backend: Backend, architecture: Architecture, sample_weight: Any, inputs: Array, *,
+                     check_values: bool = True, in_place: bool = False) -> Array | None:
+    """``sample_weight`` (None: none) as a 1-D array of one weight per row of ``inputs`` on the backend's device,
+    in its dtype, laid out as ``inputs`` (:meth:`~gdxp.backend.Backend.paired`). Weights must be real numbers
+    (not booleans), finite, at least 0 and not all 0: checked on the host for host data, where they live
+    only with ``check_values`` (two reads from the device). The loss must give each sample's value. With
+    ``in_place``, the backend's own 1-D array of that length is taken as it is (a step's fast path)."""
+    if sample_weight is None:
+        return None
+    name, n_samples, loss = "sample_weight", inputs.shape[0], architecture.loss
+    fused = loss.fused.get(architecture.output.name)
+    if (loss.rows if fused is None else fused.rows) is None:
+        raise ValueError(f"{name} weighs each sample's loss, which loss {loss.name!r} does not give (its rows)")
+    if in_place and backend.holds(sample_weight) and tuple(sample_weight.shape) == (n_samples,):
+        return sample_weight
+    arr, host = _received(backend, sample_weight, name)
+    if "bool" in str(getattr(sample_weight if host is None else np.asarray(sample_weight), "dtype", "")):
+        raise TypeError(f"{name} must hold real numbers, got booleans (as weights: sample_weight.astype(float))")
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},), one weight per sample, got shape {tuple(arr.shape)}")
+    _check_values(backend, arr, host, sample_weight, name, check_values)
+    if host is not None or check_values:
+        xp, values, read = (np, host, np.asarray) if host is not None else (backend.xp, arr, backend.to_numpy)
+        smallest, total = (float(v) for v in read(xp.stack([xp.min(values), xp.sum(values)])))
+        if smallest < 0.0:
+            raise ValueError(f"{name} must hold weights >= 0, got {smallest:g}")
+        if not total > 0.0:
+            raise ValueError(f"{name} must not be all 0: at least one sample must count")
+    return backend.paired(inputs, arr)[1]
+
+
+def as_shares(backend: Backend, architecture: Architecture, sample_weight: Any, inputs: Array, *,
+              check_values: bool = False) -> Array | None:
+    """:func:`as_sample_weight`, as each sample's share of their sum, ``w / sum(w)`` (0 where that is 0), as
+    :meth:`~gdxp.backend.Backend.batch_means` weighs a mean."""
+    weights = as_sample_weight(backend, architecture, sample_weight, inputs, check_values=check_values)
+    if weights is None:
+        return None
+    total = backend.xp.sum(weights)
+    return weights / backend.xp.where(total > 0.0, total, 1.0)
 
 
 def as_pair(validation_data: Any) -> tuple[Any, Any]:

@@ -22,6 +22,7 @@ from gdxp.optimizers import SGD, Adam, Momentum
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(8, 2))
 Y = 1.0 / (1.0 + np.exp(-X[:, :1] - X[:, 1:]))  # targets in (0, 1), for a sigmoid output
+WEIGHTS = np.linspace(0.5, 2.0, X.shape[0])  # sample weights
 
 
 class Make:
@@ -43,14 +44,15 @@ def _fitted() -> gdxp.Network:
 def _good_arguments(call: str, net: gdxp.Network, files) -> dict:
     """Arguments each call accepts (``test_the_good_arguments_are_accepted``); a row replaces some."""
     data = {"x": X, "y": Y}
+    weighted = {**data, "sample_weight": WEIGHTS}
     return {
         "Network": {"sizes": [2, 3, 1], "activation": "tanh", "output_activation": "sigmoid",
                     "loss": "squared_error", "bias": True, "init": "glorot_uniform", "seed": 0,
                     "backend": "numpy", "device": None, "dtype": None},
         "predict": {"x": X},
-        "evaluate": data, "loss_value": data, "gradients": data,
-        "step": {**data, "learning_rate": 0.1, "return_loss": False, "check_finite": False},
-        "fit": {**data, "epochs": 1, "learning_rate": 0.1, "batch_size": 4, "optimizer": "adam", "shuffle": True,
+        "evaluate": weighted, "loss_value": weighted, "gradients": weighted,
+        "step": {**weighted, "learning_rate": 0.1, "return_loss": False, "check_finite": False},
+        "fit": {**weighted, "epochs": 1, "learning_rate": 0.1, "batch_size": 4, "optimizer": "adam", "shuffle": True,
                 "validation_data": None, "patience": None, "verbose": 0, "record_predictions": False,
                 "weight_decay": 0.0, "learning_rate_schedule": None, "callbacks": (), "client": None},
         "set_weights": {"weights": net.get_weights()},
@@ -58,7 +60,7 @@ def _good_arguments(call: str, net: gdxp.Network, files) -> dict:
         "save": {"path": files / "out.npz", "include_optimizer": True},
         "load": {"path": files / "saved.npz", "backend": None, "device": None, "dtype": None},
         "trace": {"x": X[0], "y": Y[0]},
-        "check_gradients": {"net": net, **data, "epsilon": 1e-5},
+        "check_gradients": {"net": net, **weighted, "epsilon": 1e-5},
         "get_backend": {"name": "numpy", "device": None, "dtype": None},
         "SGD": {}, "Momentum": {"momentum": 0.9, "nesterov": False},
         "Adam": {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
@@ -216,6 +218,21 @@ array_rows("trace", "y", Y[0], single=True)
 rows("trace", "x", {"two-samples": X[:2]}, ValueError, extra={"y": Y[:2]})
 array_rows("fit", "validation_data", X, name="x_val", wrap=lambda x_val: (x_val, Y))
 array_rows("fit", "validation_data", Y, name="y_val", wrap=lambda y_val: (X, y_val))
+
+# sample_weight: not real numbers (booleans neither), not one finite weight >= 0 per sample, or all 0
+BAD_SAMPLE_WEIGHT_TYPES = {label: f(WEIGHTS) for label, f in NOT_REAL_ARRAYS.items() if label != "None"}
+BAD_SAMPLE_WEIGHTS = {"2-d": WEIGHTS[:, None], "short": WEIGHTS[:4], "long": np.ones(9), "scalar": np.float64(1.0),
+                      "empty": np.empty(0), "ragged": [[1.0], [1.0, 2.0]], "nan": np.where(WEIGHTS > 1.9, np.nan, 1.0),
+                      "inf": np.where(WEIGHTS > 1.9, np.inf, 1.0), "overflow": [1e309] * 8,
+                      "negative": np.where(WEIGHTS > 1.9, -1.0, 1.0), "all-zero": np.zeros(8), "all-zero-ints": [0] * 8}
+for call in ("evaluate", "loss_value", "gradients", "step", "fit", "check_gradients"):
+    rows(call, "sample_weight", {**BAD_SAMPLE_WEIGHT_TYPES, "bools": np.ones(8, dtype=bool)}, TypeError)
+    scanned = {"check_finite": True} if call == "step" else None
+    rows(call, "sample_weight", BAD_SAMPLE_WEIGHTS, ValueError, extra=scanned)
+# step takes its backend's own arrays as they are unless asked to scan them: the shapes are refused all the same
+rows("step", "sample_weight", {f"unscanned-{k}": v for k, v in BAD_SAMPLE_WEIGHTS.items()
+                               if k not in ("nan", "inf", "negative", "all-zero")}, ValueError)
+
 
 # step
 rows("step", "learning_rate", NOT_NUMBERS, TypeError)

@@ -124,9 +124,9 @@ def taking_chunkwise_order(chunk_rows):
     """A NumPy backend's ``shuffled`` that takes the dask backend's order for chunks of ``chunk_rows``."""
     starts = np.cumsum((0, *chunk_rows))
 
-    def shuffled(rng, inputs, targets):
+    def shuffled(rng, *arrays):
         order = np.concatenate([starts[chunk] + rows for chunk, rows in chunkwise_order(rng, chunk_rows)])
-        return inputs[order], targets[order]
+        return tuple(arr[order] for arr in arrays)
 
     return shuffled
 
@@ -142,6 +142,28 @@ def test_shuffled_mini_batches_equal_numpy_taking_the_same_order(monkeypatch):
     assert_close_weights(reference, lazy)
     np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
     assert lazy.shuffle_rng.bit_generator.state == reference.shuffle_rng.bit_generator.state
+
+
+@pytest.mark.parametrize("batch_size", [None, 30], ids=["full-batch", "shuffled-mini-batches"])
+def test_weighted_chunks_add_their_weighted_sums_and_weight_sums(monkeypatch, batch_size):
+    """Sample weights chunked otherwise than the data are laid out in its chunks; each chunk gives its weighted
+    sums and weight sum, added in the tree and divided once: NumPy's weighted means, a chunk of zero weights
+    included (it adds nothing, where a chunk's own mean would be 0 / 0)."""
+    x, y = problem()
+    weights = np.random.default_rng(3).uniform(0.0, 2.0, size=x.shape[0])
+    weights[CHUNK_ROWS:2 * CHUNK_ROWS] = 0.0
+    reference = gdxp.Network(SIZES, seed=1)
+    monkeypatch.setattr(reference.backend, "shuffled", taking_chunkwise_order((CHUNK_ROWS,) * N_CHUNKS))
+    fit = {"epochs": 2, "learning_rate": 0.5, "verbose": 0, "batch_size": batch_size, "optimizer": "adam",
+           "weight_decay": 0.1}
+    expected = reference.fit(x, y, sample_weight=weights, **fit)
+    lazy = gdxp.Network(SIZES, seed=1, backend="dask")
+    got = lazy.fit(*chunked(x, y), sample_weight=da.from_array(weights, chunks=70), **fit)
+    assert_close_weights(reference, lazy)
+    np.testing.assert_allclose(got.loss, expected.loss, rtol=1e-12)
+    inputs = chunked(x)[0]
+    np.testing.assert_allclose(lazy.evaluate(inputs, y, sample_weight=weights)["loss"],
+                               reference.evaluate(x, y, sample_weight=weights)["loss"], rtol=1e-12)
 
 
 def test_a_shuffled_mini_batch_step_reads_at_most_two_chunks():

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,7 +139,11 @@ def test_early_stopping_keeps_the_best_validation_score():
                         learning_rate_init=0.01, random_state=0).fit(x, y)
     assert len(est.validation_scores_) == est.n_iter_ and est.best_loss_ is None
     assert est.best_validation_score_ == max(est.validation_scores_)
-    held_out = train_test_split(np.arange(178), random_state=np.random.RandomState(0), stratify=y, test_size=0.2)[1]
+    # scikit-learn's held-out rows: its random state after the starting weights (not stratified: 3 outputs)
+    rng = np.random.RandomState(0)
+    for fan_in, fan_out in ((13, 8), (8, 3)):
+        rng.uniform(size=(fan_in * fan_out + fan_out))
+    held_out = train_test_split(np.arange(178), random_state=rng, test_size=0.2)[1]
     assert est.score(x[held_out], y[held_out]) == est.best_validation_score_
 
 
@@ -149,7 +154,8 @@ def test_partial_fit_needs_the_classes_first_then_runs_one_epoch_each():
         est.partial_fit(x, y)
     est.partial_fit(x[:20], y[:20], classes=["barbera", "barolo", "grignolino"])
     est.partial_fit(x, y)
-    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2 and list(est.classes_) == ["barbera", "barolo", "grignolino"]
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 2 and est.t_ == 20 + 178  # n_iter_ counts per call
+    assert list(est.classes_) == ["barbera", "barolo", "grignolino"]
     with pytest.raises(ValueError, match="classes not in"):
         est.partial_fit(x, np.where(y == "barolo", "nebbiolo", y))
 
@@ -162,7 +168,7 @@ def test_warm_start_continues_the_weights_and_the_records():
         first = est.fit(x, y).coefs_[0]
         est.fit(x, y)
         cold = clone(est).set_params(warm_start=False, max_iter=8).fit(x, y)
-    assert est.n_iter_ == 8 and not np.array_equal(est.coefs_[0], first)
+    assert est.n_iter_ == 4 and len(est.loss_curve_) == 8 and not np.array_equal(est.coefs_[0], first)
     # the solver restarts on a warm fit (as scikit-learn's does): the first step after it differs from one fit's
     # (an epoch's loss is taken before its step, so the fifth is still the same)
     assert est.loss_curve_[:5] == cold.loss_curve_[:5] and est.loss_curve_[5] != cold.loss_curve_[5]
@@ -185,9 +191,13 @@ def test_alpha_is_scikit_learns_l2_penalty_on_the_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         plain = MLPClassifier(alpha=0.0, **settings).fit(x, y).loss_curve_[0]
-        penalized = MLPClassifier(alpha=0.5, **settings).fit(x, y).loss_curve_[0]
-    start = gdxp.Network([13, 8, 3], init="glorot_uniform", seed=3).get_weights()  # the weights fit began from
-    assert penalized - plain == pytest.approx(0.5 * 0.5 * sum((w**2).sum() for w in start[0::2]) / 178, rel=1e-12)
+        penalized = MLPClassifier(alpha=0.5, **settings).fit(x, y)
+    rng = np.random.RandomState(3)  # scikit-learn's starting weights for this seed: W1, b1, W2 (then b2)
+    bounds = np.sqrt(6 / 21), np.sqrt(6 / 11)
+    drawn = [rng.uniform(-bounds[0], bounds[0], (13, 8)), rng.uniform(size=8),
+             rng.uniform(-bounds[1], bounds[1], (8, 3))]
+    squares = (drawn[0] ** 2).sum() + (drawn[2] ** 2).sum()
+    assert penalized.loss_curve_[0] - plain == pytest.approx(0.5 * 0.5 * squares / 178, rel=1e-10)
 
 
 def test_solvers_and_activations_map_to_gdxp():
@@ -196,9 +206,11 @@ def test_solvers_and_activations_map_to_gdxp():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(x, y)
+        adam = clone(est).set_params(solver="adam").fit(x, y)
     assert [a.name for a in est.net_.activations] == ["sigmoid", "sigmoid", "softmax"]
     assert type(est.net_.optimizer).__name__ == "Momentum" and est.net_.optimizer.nesterov
-    for bad in ({"activation": "softmax"}, {"solver": "lbfgs"}, {"hidden_layer_sizes": (4, 0)},
+    assert type(adam.net_.optimizer).__name__ == "AdamEpsilonHat"  # scikit-learn's Adam
+    for bad in ({"activation": "softmax"}, {"solver": "momentum"}, {"hidden_layer_sizes": (4, 0)},
                 {"learning_rate_init": 0}, {"max_iter": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             clone(est).set_params(**bad).fit(x, y)
@@ -210,6 +222,34 @@ def test_a_pickled_estimator_predicts_and_trains_on_as_before():
     copy = pickle.loads(pickle.dumps(est))
     assert np.array_equal(copy.predict_proba(x), est.predict_proba(x))
     assert copy.partial_fit(x, y).loss_curve_ == est.partial_fit(x, y).loss_curve_  # solver state travelled too
+
+
+def test_an_estimator_trained_on_torch_unpickles_where_torch_is_missing(tmp_path):
+    # issue 19, item 11: the pickle holds plain arrays and names, no object of torch's
+    pytest.importorskip("torch")
+    x, y = wine()
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, backend="torch", dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        data = pickle.dumps(est.fit(x, y))
+    (tmp_path / "est.pkl").write_bytes(data)
+    np.save(tmp_path / "x.npy", x)
+    script = ("import sys, pickle, warnings, numpy as np\n"
+              "class NoTorch:  # import torch fails, as where it is not installed\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.partition('.')[0] == 'torch':\n"
+              "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+              "sys.meta_path.insert(0, NoTorch())\n"
+              f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+              "with warnings.catch_warnings(record=True) as caught:\n"
+              "    warnings.simplefilter('always')\n"
+              f"    est = pickle.loads(open({str(tmp_path / 'est.pkl')!r}, 'rb').read())\n"
+              "print(est.net_.backend.name, any('trained on torch' in str(w.message) for w in caught))\n"
+              f"np.save({str(tmp_path / 'p.npy')!r}, est.predict_proba(x))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "numpy True\n"
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), est.predict_proba(x), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("library", ["torch", "jax"])
@@ -279,6 +319,20 @@ def test_scores_match_scikit_learns_mlp_on_wine_and_diabetes():
     results = compare_with_sklearn(seeds=range(2))
     assert results["wine"][0] >= results["wine"][1] - 0.03
     assert results["diabetes"][0] >= results["diabetes"][1] - 0.05
+
+
+@pytest.mark.slow
+def test_the_comparison_script_prints_a_row_per_contender(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "examples" / "sklearn_compare.py"
+    result = subprocess.run([sys.executable, str(script), "--rounds", "1", "--datasets", "iris,diabetes"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| iris") or
+            line.startswith("| diabetes")]
+    jax = ["gdxp jax"] if gdxp.available_backends()["jax"].usable else []
+    assert [row[2].strip() for row in rows] == ["sklearn", "gdxp numpy", *jax] * 2
+    scores = {(row[1].strip(), row[2].strip()): float(row[3].split()[0]) for row in rows}
+    assert scores["iris", "gdxp numpy"] > 0.85 and scores["diabetes", "gdxp numpy"] > 0.2
 
 
 def test_the_estimators_without_scikit_learn_say_how_to_install_it():

@@ -12,20 +12,22 @@ from gdxp.activations import ACTIVATIONS
 
 REGRESSION_LOSSES = ("squared_error", "half_squared_error", "mse")
 PROBABILITY_LOSSES = ("binary_cross_entropy", "cross_entropy")
+COUNT_LOSSES = ("poisson",)
 KINKED = ("relu", "leaky_relu")
 
 
 @st.composite
 def problems(draw, activation: str, loss: str):
     """A network shape, a batch (one sample or several) and a seed for weights and data."""
-    if activation == "softmax":  # output only: train it under tanh hidden layers
-        hidden, output = "tanh", "softmax"
-    elif loss == "binary_cross_entropy":  # probability losses need probability outputs
-        hidden, output = activation, draw(st.sampled_from(["sigmoid", "softmax"]))
+    hidden = "tanh" if ACTIVATIONS[activation].output_only else activation  # output only: under tanh layers
+    if loss == "poisson":  # counts need exp outputs
+        output = "exp"
     elif loss == "cross_entropy":  # outputs that sum to 1
-        hidden, output = activation, "softmax"
+        output = "softmax"
+    elif loss in PROBABILITY_LOSSES and activation != "softmax":  # probability losses need probability outputs
+        output = draw(st.sampled_from(["sigmoid", "softmax"]))
     else:
-        hidden, output = activation, activation
+        output = activation
     n_layers = draw(st.integers(1, 3))
     sizes = draw(st.lists(st.integers(1, 4), min_size=n_layers + 1, max_size=n_layers + 1))
     if output == "softmax":
@@ -40,6 +42,8 @@ def _data(rng, loss, n_samples, n_in, n_out):
         return x, rng.dirichlet(np.ones(n_out), size=n_samples)
     if loss == "binary_cross_entropy":
         return x, rng.random((n_samples, n_out))
+    if loss == "poisson":
+        return x, rng.poisson(2.0, size=(n_samples, n_out)).astype(float)
     return x, rng.normal(size=(n_samples, n_out))
 
 
@@ -56,7 +60,7 @@ def _smallest_sop(net, x):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("loss", [*REGRESSION_LOSSES, *PROBABILITY_LOSSES])
+@pytest.mark.parametrize("loss", [*REGRESSION_LOSSES, *PROBABILITY_LOSSES, *COUNT_LOSSES])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 def test_gradients_match_finite_differences(backend, activation, loss, bias):
     if not has_float64(backend):

@@ -39,6 +39,12 @@ T_SOFT = np.array([[0.7, 0.1, 0.1, 0.1],
 T_UNNORMALIZED = np.array([[0.2, 0.1, 0.0, 0.4],  # rows sum to 0.7, 1.5, 0.0
                            [1.0, 0.0, 0.0, 0.5],
                            [0.0, 0.0, 0.0, 0.0]])
+P_COUNTS = np.array([[0.5, 1.2, 2.0, 0.1],  # positive, as an exp output gives
+                     [3.0, 0.8, 1.1, 2.4],
+                     [1.5, 0.25, 0.7, 0.9]])
+T_COUNTS = np.array([[0.0, 1.0, 3.0, 0.0],  # counts (zeros included) and a rate
+                     [2.0, 0.0, 1.0, 4.0],
+                     [1.0, 0.5, 0.0, 2.0]])
 SOP = np.random.default_rng(20240617).uniform(-3.0, 3.0, size=(3, 4))
 
 PER_SAMPLE = {
@@ -47,6 +53,7 @@ PER_SAMPLE = {
     "mse": lambda p, t: np.mean((p - t) ** 2, axis=1),
     "binary_cross_entropy": lambda p, t: -np.sum(t * np.log(p) + (1 - t) * np.log(1 - p), axis=1),
     "cross_entropy": lambda p, t: -np.sum(t * np.log(p), axis=1),
+    "poisson": lambda p, t: np.sum(t * np.log(np.where(t > 0, t, 1.0) / p) - t + p, axis=1),  # half the deviance
 }
 GRADIENT = {  # d mean(per sample) / d p, written out by hand
     "squared_error": lambda p, t: 2 * (p - t) / p.shape[0],
@@ -54,6 +61,7 @@ GRADIENT = {  # d mean(per sample) / d p, written out by hand
     "mse": lambda p, t: 2 * (p - t) / p.size,
     "binary_cross_entropy": lambda p, t: (-t / p + (1 - t) / (1 - p)) / p.shape[0],
     "cross_entropy": lambda p, t: -t / p / p.shape[0],
+    "poisson": lambda p, t: (1 - t / p) / p.shape[0],
 }
 CASES = [
     pytest.param("squared_error", P_REGRESSION, T_REGRESSION, id="squared_error"),
@@ -63,13 +71,15 @@ CASES = [
     pytest.param("binary_cross_entropy", P_BINARY, T_BINARY_SOFT, id="bce-soft"),
     pytest.param("cross_entropy", P_CLASSES, T_ONE_HOT, id="ce-one-hot"),
     pytest.param("cross_entropy", P_CLASSES, T_SOFT, id="ce-soft"),
+    pytest.param("poisson", P_COUNTS, T_COUNTS, id="poisson"),
 ]
-FUSED = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}
+FUSED = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax", "poisson": "exp"}
 FUSED_CASES = [
     pytest.param("binary_cross_entropy", T_BINARY_HARD, id="sigmoid-bce-hard"),
     pytest.param("binary_cross_entropy", T_BINARY_SOFT, id="sigmoid-bce-soft"),
     pytest.param("cross_entropy", T_ONE_HOT, id="softmax-ce-one-hot"),
     pytest.param("cross_entropy", T_SOFT, id="softmax-ce-soft"),
+    pytest.param("poisson", T_COUNTS, id="exp-poisson"),
 ]
 
 
@@ -84,8 +94,10 @@ def _log_softmax(z):
 FUSED_PER_SAMPLE = {  # the loss of the activation's output, from the sop, without overflow
     "binary_cross_entropy": lambda z, t: np.sum(np.logaddexp(0.0, z) - t * z, axis=1),
     "cross_entropy": lambda z, t: -np.sum(t * _log_softmax(z), axis=1),
+    "poisson": lambda z, t: np.sum(t * (np.log(np.where(t > 0, t, 1.0)) - z) - t + np.exp(z), axis=1),
 }
-ACTIVATION_REFERENCE = {"binary_cross_entropy": _sigmoid, "cross_entropy": lambda z: np.exp(_log_softmax(z))}
+ACTIVATION_REFERENCE = {"binary_cross_entropy": _sigmoid, "cross_entropy": lambda z: np.exp(_log_softmax(z)),
+                        "poisson": np.exp}
 
 
 def central_differences(f, x):
@@ -136,6 +148,28 @@ def test_value_is_mean_of_per_sample_loss(backend, name, prediction, target):
     assert value.shape == ()
     expected = np.mean(PER_SAMPLE[name](p, t))
     np.testing.assert_allclose(fetch(backend, value), expected, **tolerance(backend))
+
+
+@pytest.mark.parametrize(("name", "prediction", "target"), CASES)
+def test_rows_are_each_samples_loss_and_their_mean_the_value(backend, name, prediction, target):
+    p_dev, p = on_device(backend, prediction)
+    t_dev, t = on_device(backend, target)
+    rows = LOSSES[name].rows(backend.xp, p_dev, t_dev)
+    assert rows.shape == (prediction.shape[0],)
+    np.testing.assert_allclose(fetch(backend, rows), PER_SAMPLE[name](p, t), **tolerance(backend))
+    np.testing.assert_allclose(np.mean(fetch(backend, rows)), fetch(backend, LOSSES[name].value(backend.xp, p_dev,
+                                                                                                    t_dev)),
+                               **tolerance(backend))
+
+
+@pytest.mark.parametrize(("name", "target"), FUSED_CASES)
+def test_fused_rows_are_each_samples_loss_from_the_sop(backend, name, target):
+    fused = LOSSES[name].fused[FUSED[name]]
+    sop_dev, z = on_device(backend, SOP)
+    t_dev, t = on_device(backend, target)
+    rows = fused.rows(backend.xp, sop_dev, t_dev)
+    assert rows.shape == (SOP.shape[0],)
+    np.testing.assert_allclose(fetch(backend, rows), FUSED_PER_SAMPLE[name](z, t), **tolerance(backend))
 
 
 def test_values_by_hand(backend):
@@ -221,6 +255,9 @@ SATURATED = {
                   [0.0, 1.0, 0.0],
                   [0.0, 0.0, 1.0],
                   [0.5, 0.25, 0.25]])),
+    "poisson": (  # predictions near 0 for counts: -t log p is large, log p read from the sop itself
+        np.array([[-50.0, -300.0, 0.0], [-700.0, 2.0, -40.0]]),
+        np.array([[5.0, 1.0, 0.0], [2.0, 3.0, 4.0]]))
 }
 
 

@@ -84,7 +84,7 @@ def test_bad_training_settings(net, kwargs, error, message):
     ({"sizes": [3, 2.5, 1]}, ValueError, "every layer size must be a whole number"),
     ({"sizes": "3-5-1"}, TypeError, "sizes must be a list like"),
     ({"activation": "swish"}, ValueError, "unknown activation 'swish'; choose one of sigmoid, tanh, relu, leaky_relu,"
-                                          " identity, softmax, linear"),
+                                          " identity, exp, softmax, linear"),
     ({"activation": "softmax"}, ValueError, "activation 'softmax' can only be used on the output layer"),
     ({"activation": ["tanh"]}, ValueError, r"activation lists one name per hidden layer \(2\), got 1"),
     ({"activation": ["tanh", "relu"]}, ValueError, "with one activation per hidden layer, also give output_activation"),

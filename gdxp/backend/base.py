@@ -66,12 +66,17 @@ class Backend:
         is spread out and the weights are small (Dask: NumPy arrays on the client)."""
         return self
 
-    def batch_means(self, function: BatchMeans, weights: Sequence[Array], x: Array,
-                    y: Array) -> tuple[Any, Array]:
+    def batch_means(self, function: BatchMeans, weights: Sequence[Array], x: Array, y: Array,
+                    sample_weight: Array | None = None) -> tuple[Any, Array]:
         """``function(xp, weights, x, y)``: means over the batch's samples (the mean loss's gradients and the
         loss, or validation scores) and the prediction, here on the whole batch in one go (Dask: a task per
-        chunk, then a sum, the means as one lazy list; see there). Read the means through :meth:`settled`."""
-        return function(self.xp, weights, x, y)
+        chunk, then a sum, the means as one lazy list; see there). Read the means through :meth:`settled`. With
+        ``sample_weight``: means weighted by it (``function`` given the shares ``w / sum(w)``), then ``sum(w)``."""
+        if sample_weight is None:
+            return function(self.xp, weights, x, y)
+        total = self.xp.sum(sample_weight)  # a batch whose weights sum to 0 has shares 0, so means 0
+        means, prediction = function(self.xp, weights, x, y, sample_weight / self.xp.where(total > 0.0, total, 1.0))
+        return [*means, total], prediction
 
     def settled(self, means: Any) -> list[Array]:
         """The means of :meth:`batch_means` as a list of :attr:`parameters` arrays (a step's gradients and
@@ -170,11 +175,11 @@ class Backend:
         """Normal draws with mean 0 and standard deviation ``std``, then moved here."""
         return self.asarray(std * rng.standard_normal(tuple(shape)))
 
-    def shuffled(self, rng: np.random.Generator, inputs: Array, targets: Array) -> tuple[Array, Array]:
+    def shuffled(self, rng: np.random.Generator, *arrays: Array) -> tuple[Array, ...]:
         """An epoch's samples in a new order drawn from ``rng``: ``rng.permutation(n_samples)`` of the rows
-        of both (a library whose data is spread out may draw its own order, documented there)."""
-        order = self.asarray(rng.permutation(inputs.shape[0]), dtype=self.index_dtype)
-        return self.xp.take(inputs, order, axis=0), self.xp.take(targets, order, axis=0)
+        of each of ``arrays`` (a library whose data is spread out may draw its own order, documented there)."""
+        order = self.asarray(rng.permutation(arrays[0].shape[0]), dtype=self.index_dtype)
+        return tuple(self.xp.take(arr, order, axis=0) for arr in arrays)
 
     # -- where the data lives --------------------------------------------------------------------
 

@@ -98,19 +98,19 @@ class DaskBackend(Backend):
         return arr.persist() if arr.numblocks[0] > 1 and _client() is not None else arr
 
     def paired(self, inputs: Array, targets: Array) -> tuple[Array, Array]:
-        """Both in chunks of whole rows, the targets in the inputs' row chunks, so that a chunk's step reads
-        its rows where they are; data already held by the cluster (scattered from the host) is moved
-        there once, not each step."""
+        """Both in chunks of whole rows, the targets (or sample weights, 1-D) in the inputs' row chunks, so that a
+        chunk's step reads its rows where they are; data already held by the cluster (scattered from the
+        host) is moved there once, not each step."""
         rows = inputs.chunks[0]
-        return _rechunked(inputs, {0: rows, 1: -1}), _rechunked(targets, {0: rows, 1: -1})
+        columns = {axis: -1 for axis in range(1, targets.ndim)}  # all in each chunk (none for sample weights)
+        return _rechunked(inputs, {0: rows, 1: -1}), _rechunked(targets, {0: rows, **columns})
 
-    def shuffled(self, rng: np.random.Generator, inputs: Array, targets: Array) -> tuple[Array, Array]:
+    def shuffled(self, rng: np.random.Generator, *arrays: Array) -> tuple[Array, ...]:
         """An epoch's samples in the order :func:`chunkwise_order` draws: the chunks in a random order, then
         the rows within each chunk, so that no row leaves its chunk (and its worker) to be shuffled and a
         batch reads one or two chunks. With one chunk, that is the other backends' order."""
-        pieces = chunkwise_order(rng, inputs.chunks[0])
-        return tuple(self._da.concatenate([arr.blocks[chunk][rows] for chunk, rows in pieces])
-                     for arr in (inputs, targets))
+        pieces = chunkwise_order(rng, arrays[0].chunks[0])
+        return tuple(self._da.concatenate([arr.blocks[chunk][rows] for chunk, rows in pieces]) for arr in arrays)
 
     def using(self, client: Any) -> contextlib.AbstractContextManager[Any]:
         """``client.as_current()``: the work runs on that ``dask.distributed`` client's cluster."""
@@ -145,27 +145,34 @@ class DaskBackend(Backend):
             return self._dask.compute(*collections, scheduler="threads", pool=_context_pool())
         return self._dask.compute(*collections)
 
-    def batch_means(self, function: BatchMeans, weights: Sequence[Array], x: Array,
-                    y: Array) -> tuple[Any, Array]:
+    def batch_means(self, function: BatchMeans, weights: Sequence[Array], x: Array, y: Array,
+                    sample_weight: Array | None = None) -> tuple[Any, Array]:
         """One task per chunk of the batch runs ``function`` in NumPy on its rows, each mean weighted by the
         chunk's share of the samples, and a tree of tasks adds them up pair by pair: about two tasks a chunk,
         where the same math through Dask's array namespace takes some twenty. The means come back as one
         lazy list (:meth:`settled` computes it), the prediction as one lazy array of the chunks' own
-        predictions (computed only if it is read)."""
+        predictions (computed only if it is read). With ``sample_weight`` (see the base class), each chunk
+        gives its weighted sums and its weight sum, the tree adds both, and one last task divides."""
         delayed = self._dask.delayed
         if y.chunks[0] != x.chunks[0]:
             y = y.rechunk({0: x.chunks[0]})
+        weighted = sample_weight is not None
+        if weighted and sample_weight.chunks[0] != x.chunks[0]:
+            sample_weight = sample_weight.rechunk({0: x.chunks[0]})
         shared = delayed((function, self._parameters.xp, list(weights)), pure=False, traverse=False)  # one key
-        chunks = [(x_chunk, y_chunk, count) for x_chunk, y_chunk, count
-                  in zip(x.to_delayed().ravel(), y.to_delayed().ravel(), x.chunks[0]) if count]  # none empty
-        parts = [delayed(_chunk_means, pure=False)(shared, x_chunk, y_chunk, count / x.shape[0])
-                 for x_chunk, y_chunk, count in chunks]
+        columns = [x.to_delayed().ravel(), y.to_delayed().ravel()]
+        if weighted:
+            columns.append(sample_weight.to_delayed().ravel())
+        chunks = [(count, pieces) for count, *pieces in zip(x.chunks[0], *columns) if count]  # none empty
+        parts = [delayed(_chunk_means, pure=False)(shared, *pieces[:2], count / x.shape[0], *pieces[2:])
+                 for count, pieces in chunks]
         predictions = [self._da.from_delayed(part[1], shape=(count, y.shape[1]), dtype=self.dtype)
-                       for part, (_, _, count) in zip(parts, chunks)]
+                       for part, (count, _) in zip(parts, chunks)]
         while len(parts) > 1:
             parts = [delayed(_add_chunks, pure=False)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
                      for i in range(0, len(parts), 2)]
-        return parts[0][0], self._da.concatenate(predictions)
+        means = delayed(_weighted_means, pure=False)(parts[0][0]) if weighted else parts[0][0]
+        return means, self._da.concatenate(predictions)
 
     def largest_magnitude(self, arr: Array) -> float:
         """``max |arr|`` over its non-empty chunks (Dask's own reduction trips over an empty one)."""
@@ -218,13 +225,25 @@ def _quiet_exp(block: np.ndarray) -> np.ndarray:
 
 
 def _chunk_means(shared: tuple[BatchMeans, Any, list[np.ndarray]], x: np.ndarray, y: np.ndarray,
-                 share: float) -> tuple[list[np.ndarray], np.ndarray]:
+                 share: float, sample_weight: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """A chunk's means, weighted by its ``share`` of the batch's samples, and its prediction; with overflow
-    and invalid values quiet, as in gdxp's own training (its loss check reports a NaN)."""
+    and invalid values quiet, as in gdxp's own training (its loss check reports a NaN). With
+    ``sample_weight``: the chunk's sums weighted by them (``function`` given them as the shares), then
+    their sum."""
     function, xp, weights = shared
     with quiet_numpy(True):
+        if sample_weight is not None:
+            sums, prediction = function(xp, weights, x, y, sample_weight)
+            return [*sums, np.sum(sample_weight)], prediction
         means, prediction = function(xp, weights, x, y)
         return [m * share for m in means], prediction
+
+
+def _weighted_means(sums: list[np.ndarray]) -> list[np.ndarray]:
+    """The batch's weighted sums over its weight sum (the last entry, which stays): all 0 where that is 0."""
+    total = sums[-1]
+    with quiet_numpy(True):
+        return [s / (total if total > 0.0 else 1.0) for s in sums[:-1]] + [total]
 
 
 def _add_chunks(first: tuple[list[np.ndarray], Any], second: tuple[list[np.ndarray], Any]) -> tuple[
