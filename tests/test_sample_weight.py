@@ -9,8 +9,7 @@ import gdxp
 from gdxp.losses import LOSSES, Loss
 
 PAIRS = [("identity", "half_squared_error"), ("tanh", "mse"), ("sigmoid", "squared_error"),
-         ("sigmoid", "binary_cross_entropy"), ("softmax", "binary_cross_entropy"), ("softmax", "cross_entropy"),
-         ("sigmoid", "cross_entropy")]
+         ("sigmoid", "binary_cross_entropy"), ("softmax", "binary_cross_entropy"), ("softmax", "cross_entropy")]
 WEIGHTS = np.array([1.0, 0.0, 2.5, 0.5, 0.0, 3.0, 1.0, 0.25, 2.0, 1.5])  # zeros: per-sample steps that count 0
 
 
