@@ -251,7 +251,9 @@ class Network:
             inputs, targets = self.as_batch(x, y)
             validation_batch = (None if validation_data is None
                                 else self.as_batch(*validation.as_pair(validation_data), names=("x_val", "y_val")))
-            options.batch_size_for(inputs.shape[0])  # refused before anything changes
+            rows = options.batch_size_for(inputs.shape[0])  # refused before anything changes
+            training.check_room(self.backend, self.architecture, chosen,
+                                chosen is not self.optimizer or not self.state.optimizer_state, rows)
             if options.epochs == 0:
                 return History()
             if chosen is not self.optimizer:  # a new optimizer starts from no state

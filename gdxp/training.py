@@ -16,18 +16,32 @@ import contextlib
 import math
 from typing import Any
 
+from . import memory
 from ._typing import Array
-from .architecture import Architecture
+from .architecture import Architecture, training_bytes
 from .backend import Backend
 from .eager import EagerRunner
 from .history import History
 from .hooks import Hooks, TrainingDiverged
+from .optimizers import Optimizer
 from .options import FitOptions
 from .runner import Model, Runner
 from .state import Patience, TrainState, checkpoint
 from .steps import UpdateGuard, all_finite, surely_finite_loss, training_loss
 
-__all__ = ["train"]
+__all__ = ["check_room", "train"]
+
+
+def check_room(backend: Backend, architecture: Architecture, optimizer: Optimizer, new_state: bool,
+               batch_rows: int) -> None:
+    """Refuse, with a ValueError, a run whose arrays would not fit in the memory available now, before any is
+    made: the gradients, the optimizer's state where it is ``new_state``, the copies of the weights and
+    state a divergence falls back on (where updates change them in place), a batch's intermediates."""
+    kept = 1 + optimizer.state_size
+    arrays = 1 + (optimizer.state_size if new_state else 0) + (3 * kept if backend.parameters.mutable else kept)
+    itemsize = 4 if backend.dtype_name == "float32" else 8
+    memory.check(training_bytes(architecture.sizes, architecture.bias, itemsize, arrays, batch_rows),
+                 f"training {list(architecture.sizes)} in batches of {batch_rows} rows")
 
 
 def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
