@@ -35,7 +35,7 @@ def check(needed: int, what: str) -> None:
     memory available now is less."""
     room = available()
     if needed > room:
-        raise ValueError(f"{what} need {gigabytes(needed)} GB of memory, more than the {gigabytes(room)} GB "
+        raise ValueError(f"{what} needs {gigabytes(needed)} GB of memory, more than the {gigabytes(room)} GB "
                          f"available on this machine now")
 
 

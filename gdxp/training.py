@@ -41,7 +41,8 @@ def check_room(backend: Backend, architecture: Architecture, optimizer: Optimize
     arrays = 1 + (optimizer.state_size if new_state else 0) + (3 * kept if backend.parameters.mutable else kept)
     itemsize = 4 if backend.dtype_name == "float32" else 8
     memory.check(training_bytes(architecture.sizes, architecture.bias, itemsize, arrays, batch_rows),
-                 f"training {list(architecture.sizes)} in batches of {batch_rows} rows")
+                 f"training sizes {list(architecture.sizes)} with {optimizer.name} in batches of {batch_rows} samples "
+                 f"(batch_size)")
 
 
 def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,

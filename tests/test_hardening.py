@@ -1,0 +1,67 @@
+"""The second round of hardening (issue 19): memory guards against what a run needs, bounded compiled runs,
+exact step counts, non-finite optimizer state as divergence, copies of the caller's arrays, the exceptions
+and messages of odd inputs, and one fit at a time on a network. (Hostile files: ``test_serialization.py``;
+the command line: ``test_cli.py``.)"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gdxp
+
+X = np.random.default_rng(0).normal(size=(8, 3))
+Y = 1.0 / (1.0 + np.exp(-X[:, :1]))
+
+
+def _snapshot(net: gdxp.Network) -> dict:
+    """Everything a refused call must leave as it was."""
+    return {"weights": net.get_weights(), "optimizer": net.optimizer,
+            "state": [[np.array(net.backend.to_numpy(a)) for a in slot] for slot in net.state.optimizer_state],
+            "steps": net.state.steps, "epoch": net.state.epoch,
+            "shuffle": copy.deepcopy(net.shuffle_rng.bit_generator.state)}
+
+
+def _assert_unchanged(net: gdxp.Network, before: dict) -> None:
+    after = _snapshot(net)
+    assert (after["optimizer"], after["steps"], after["epoch"], after["shuffle"]) == \
+        (before["optimizer"], before["steps"], before["epoch"], before["shuffle"])
+    for mine, old in zip([*after["weights"], *sum(after["state"], [])], [*before["weights"], *sum(before["state"], [])],
+                         strict=True):
+        np.testing.assert_array_equal(mine, old)
+
+
+# -- item 7: the memory guard counts what training needs against the memory available -----------------------
+
+
+def test_weights_are_counted_with_their_draws_against_available_memory(monkeypatch):
+    monkeypatch.setattr(gdxp.memory, "available", lambda: 23 * 10**9)  # the issue's 23 GB machine
+    with pytest.raises(ValueError, match=r"^sizes \[3, 500000000, 1\] make 2,500,000,001 weights, which need 44.0 GB "
+                                         r"to draw in float64, more than the 23.0 GB of memory available"):
+        gdxp.Network([3, 5 * 10**8, 1])  # 20 GB of weights, and 24 GB of temporaries drawing the first layer
+
+
+def test_fit_refuses_a_run_that_would_not_fit_before_changing_anything(monkeypatch):
+    net = gdxp.Network([3, 1000, 1], seed=0)  # 5,001 weights
+    net.fit(X, Y, epochs=1, learning_rate=0.1, optimizer="sgd", verbose=0)
+    before = _snapshot(net)
+    # Adam in place: gradients, two moments, the three copies of weights and moments a divergence falls back on
+    needed = 8 * ((1 + 2 + 3 * 3) * 5001 + 3 * 8 * 1004)
+    monkeypatch.setattr(gdxp.memory, "available", lambda: needed - 1)
+    with pytest.raises(ValueError, match=r"^training sizes \[3, 1000, 1\] with adam in batches of 8 samples "
+                                         r"\(batch_size\) needs 0.0 GB of memory, more than the 0.0 GB available"):
+        net.fit(X, Y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
+    _assert_unchanged(net, before)
+    monkeypatch.setattr(gdxp.memory, "available", lambda: needed)
+    net.fit(X, Y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
+    assert net.state.steps == 1
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").exists(), reason="Linux says what is available in /proc/meminfo")
+def test_available_memory_is_what_linux_says_is_available_not_all_there_is():
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total, reported = (int(meminfo[key].split()[0]) * 1024 for key in ("MemTotal", "MemAvailable"))
+    assert 0 < gdxp.memory.available() <= 1.1 * reported < 1.1 * total  # it changes between reads
