@@ -65,3 +65,35 @@ def test_available_memory_is_what_linux_says_is_available_not_all_there_is():
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     total, reported = (int(meminfo[key].split()[0]) * 1024 for key in ("MemTotal", "MemAvailable"))
     assert 0 < gdxp.memory.available() <= 1.1 * reported < 1.1 * total  # it changes between reads
+
+
+# -- item 5: the network keeps copies, never the caller's arrays -------------------------------------------
+
+
+def _source(library: str, values: np.ndarray):
+    if library == "numpy":
+        return values.copy()
+    torch = pytest.importorskip("torch")
+    return torch.tensor(values)  # 64-byte aligned: what a library may share rather than copy
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("name", ["numpy", "torch", "jax", "array_api_strict"])
+def test_the_callers_arrays_are_copied_and_its_later_writes_change_nothing(name, library):
+    pytest.importorskip({"array_api_strict": "array_api_strict"}.get(name, name))
+    shapes = gdxp.Network([3, 64, 2]).weight_shapes()
+    values = [np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 100 for shape in shapes]
+    given = [_source(library, v) for v in values]
+    net = gdxp.Network([3, 64, 2], backend=name, weights=given)
+    asked = net.backend.asarray(given[0], copy=True)
+    for array in given:
+        array[...] = 7.0  # the caller goes on to use its arrays
+    np.testing.assert_array_equal(net.backend.to_numpy(asked), values[0])
+    for mine, expected in zip(net.get_weights(), values, strict=True):
+        np.testing.assert_array_equal(mine, expected)
+    given = [_source(library, v) for v in values]
+    net.set_weights(given)
+    for array in given:
+        array[...] = 9.0
+    for mine, expected in zip(net.get_weights(), values, strict=True):
+        np.testing.assert_array_equal(mine, expected)

@@ -77,7 +77,9 @@ class JaxBackend(Backend):
         return self._jax.device_put(arr, self.device)
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
-        return self._jax.device_put(np.asarray(host, dtype=np.dtype(dtype)), self.device)  # an explicit copy
+        # a copy of our own first: on a CPU, device_put may share the memory of the array it is given (even
+        # with may_alias=False), which its owner may change (a torch tensor read through DLPack, say)
+        return self._jax.device_put(np.array(host, dtype=np.dtype(dtype), copy=True), self.device)
 
 
 def _jax_platform_devices(jax: Any, platform: str) -> list[Any]:
