@@ -53,8 +53,7 @@ def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
     try:
         _write_atomically(target, arrays)
     except OSError as err:
-        _say_path(err, path)  # not the hidden temporary file, nor the link's target
-        raise
+        raise _naming(err, path) from None  # not the hidden temporary file, nor the link's target
 
 
 def read(path: str | os.PathLike[str], *, first: Collection[str] = (),
@@ -201,8 +200,7 @@ def _target(path: str | os.PathLike[str]) -> Path:
     except FileNotFoundError:
         return target  # a new file, or a link to one not made yet
     except OSError as err:  # a loop of links, a file where a folder should be
-        _say_path(err, path)
-        raise
+        raise _naming(err, path) from None
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS_OF_FILE if test(mode)), "not a regular file")
         where = f" ({target})" if target != Path(path).absolute() else ""
@@ -214,12 +212,12 @@ _KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device
                   (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
 
 
-def _say_path(err: OSError, path: str | os.PathLike[str]) -> None:
-    """Make ``err`` (same type, same errno) name ``path``, as the caller gave it, instead of another file."""
+def _naming(err: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``err`` (same type, same errno) naming ``path``, as the caller gave it, instead of another file: a new
+    error, as setting ``filename2`` to None would make its message end in "-> None"."""
     if err.errno is not None and err.strerror:
-        err.filename, err.filename2 = os.fspath(path), None
-    elif os.fspath(path) not in str(err):
-        err.args = (f"cannot save to {os.fspath(path)}: {err}",)
+        return type(err)(err.errno, err.strerror, os.fspath(path))
+    return err if os.fspath(path) in str(err) else type(err)(f"cannot save to {os.fspath(path)}: {err}")
 
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -6,6 +6,7 @@ the command line: ``test_cli.py``.)"""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,67 @@ def test_the_callers_arrays_are_copied_and_its_later_writes_change_nothing(name,
         array[...] = 9.0
     for mine, expected in zip(net.get_weights(), values, strict=True):
         np.testing.assert_array_equal(mine, expected)
+
+
+# -- item 9: the right exception, naming what was wrong -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["bfloat16", "sparse"])
+def test_a_torch_tensor_numpy_cannot_read_is_a_type_error_naming_the_argument(kind):
+    torch = pytest.importorskip("torch")
+    tensor = torch.ones(8, 3, dtype=torch.bfloat16) if kind == "bfloat16" else torch.ones(8, 3).to_sparse()
+    net = gdxp.Network([3, 2, 1], seed=0)
+    net.fit(X, Y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
+    before = _snapshot(net)
+    with pytest.raises(TypeError, match=r"^x: expected a dense array of real numbers NumPy can read, got Tensor"):
+        net.fit(tensor, Y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
+    with pytest.raises(TypeError, match=r"^weight array 0: expected a dense array of real numbers"):
+        net.set_weights([tensor[:3, :2] if kind == "bfloat16" else torch.ones(3, 2).to_sparse(),
+                         *net.get_weights()[1:]])
+    _assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("y", [["a", "b", "c", "a", "b", "c", "a", "b"], [[0], [1, 1], [0], [1], [0], [1], [0], [1]]],
+                         ids=["text", "ragged"])
+def test_a_softmax_networks_bad_labels_are_named_y(y):
+    net = gdxp.Network([3, 2], output_activation="softmax", loss="cross_entropy", seed=0)
+    before = _snapshot(net)
+    with pytest.raises((TypeError, ValueError), match=r"^y: expected "):
+        net.fit(X, y, epochs=1, learning_rate=0.1, verbose=0)
+    _assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("argument", ["x", "y"])
+def test_dask_data_of_unknown_chunk_sizes_is_refused_by_name(argument):
+    da = pytest.importorskip("dask.array")
+    unknown = da.from_array(X, chunks=4)
+    unknown = unknown[unknown[:, 0] < np.inf]  # all 8 rows, in chunks of sizes Dask does not know
+    data = {"x": X, "y": Y[:, 0]}
+    data[argument] = unknown if argument == "x" else unknown[:, 0]
+    net = gdxp.Network([3, 2, 1], backend="dask", seed=0)
+    before = _snapshot(net)
+    with pytest.raises(ValueError, match=rf"^{argument} has a shape of unknown size \((nan, 3|nan,)\); where it is "
+                                         rf"a Dask array, compute its chunk sizes first \({argument}.compute_chunk"):
+        net.fit(data["x"], data["y"], epochs=1, learning_rate=0.1, verbose=0)
+    _assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("device", [5, "torch"], ids=["int", "torch.device"])
+def test_jax_refuses_a_device_it_cannot_name_rather_than_picking_its_first(device):
+    pytest.importorskip("jax")
+    if device == "torch":
+        device = pytest.importorskip("torch").device("cpu")
+    with pytest.raises(ValueError, match=r"^a jax device is a jax.Device or 'platform:index' like 'cpu:0' or 'gpu:0'; "
+                                         rf"got {re.escape(repr(device))}"):
+        gdxp.get_backend("jax", device=device)
+
+
+def test_a_save_error_names_the_path_once_and_a_nul_byte_is_refused_by_name(tmp_path):
+    net = gdxp.Network([3, 2, 1], seed=0)
+    missing = tmp_path / "no-such-folder" / "model.npz"
+    with pytest.raises(FileNotFoundError) as excinfo:
+        net.save(missing)
+    assert str(excinfo.value) == f"[Errno 2] No such file or directory: '{missing}'"  # not "... -> None"
+    with pytest.raises(ValueError, match=r"^path must not hold a NUL character, got '.*a\\x00b.npz'$"):
+        net.save(str(tmp_path / "a\0b.npz"))
+    assert list(tmp_path.iterdir()) == []

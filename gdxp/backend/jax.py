@@ -37,8 +37,10 @@ class JaxBackend(Backend):
             return jax.config.jax_default_device or jax.devices()[0]
         if isinstance(device, jax.Device):
             return device
-        platform, _, index = str(device).partition(":") if isinstance(device, str) else ("", "", "")
+        platform, _, index = str(device).partition(":")
         try:
+            if not isinstance(device, str) or not platform:  # a number, another library's device: not JAX's
+                raise ValueError
             return jax.devices(platform)[int(index or 0)]
         except (RuntimeError, ValueError, IndexError):
             raise ValueError(f"a jax device is a jax.Device or 'platform:index' like 'cpu:0' or 'gpu:0'; "
