@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,37 @@ def test_a_save_error_names_the_path_once_and_a_nul_byte_is_refused_by_name(tmp_
     with pytest.raises(ValueError, match=r"^path must not hold a NUL character, got '.*a\\x00b.npz'$"):
         net.save(str(tmp_path / "a\0b.npz"))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- item 10: one fit or step at a time on a network ----------------------------------------------------------
+
+
+def test_a_second_fit_or_step_while_one_runs_is_refused_naming_the_network():
+    net = gdxp.Network([3, 2, 1], seed=0)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(epoch, history):
+        inside.set()
+        release.wait(30)
+
+    first = threading.Thread(target=net.fit, args=(X, Y), kwargs={
+        "epochs": 2, "learning_rate": 0.1, "optimizer": "adam", "verbose": 0, "callbacks": [hold]})
+    first.start()
+    try:
+        assert inside.wait(30)
+        before = _snapshot(net)  # after the first epoch, which the callback is looking at
+        busy = rf"^{re.escape(repr(net))} is already training \(a fit or step in another thread"
+        with pytest.raises(RuntimeError, match=busy):
+            net.fit(X, Y, epochs=1, learning_rate=0.1, optimizer="adam", verbose=0)
+        with pytest.raises(RuntimeError, match=busy):
+            net.step(X, Y, learning_rate=0.1)
+        _assert_unchanged(net, before)
+    finally:
+        release.set()
+        first.join(30)
+    assert net.state.epoch == 2  # the first run went on to its end, unchanged by the refused ones
+    net.step(X, Y, learning_rate=0.1)  # and the network is free again
+    with pytest.raises(RuntimeError, match="already training"):  # a callback's own fit, inside a fit
+        net.fit(X, Y, epochs=1, learning_rate=0.1, verbose=0, callbacks=[lambda epoch, history: net.step(
+            X, Y, learning_rate=0.1)])
+    net.fit(X, Y, epochs=1, learning_rate=0.1, verbose=0)
