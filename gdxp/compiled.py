@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .runner import Model, Numbers
 from .state import TrainState
 from .steps import Trained, UpdateGuard, make_step, scores
 
-__all__ = ["CHUNK_SECONDS", "CompiledRunner"]
+__all__ = ["CHUNK_SECONDS", "CompiledRunner", "StepCount"]
 
 CHUNK_SECONDS = 0.25  # about how long one compiled run of epochs should take, so the progress bar moves
 _PROGRAMS: dict[tuple[Any, ...], tuple[Callable[..., Any], Architecture]] = {}  # per network and settings
@@ -118,14 +118,34 @@ class CompiledRunner:
         trained, outputs = self.program(_trained(backend, chunk.start), chunk.orders, chunk.rates,
                                         backend.asarray(count, dtype=backend.index_dtype), *self.data)
         weights, optimizer_state, steps = trained
-        return TrainState(list(weights), [list(slot) for slot in optimizer_state], int(backend.to_numpy(steps)),
-                          chunk.first_epoch + count - 1, chunk.start.patience), outputs
+        return TrainState(list(weights), [list(slot) for slot in optimizer_state],
+                          chunk.start.steps + int(backend.to_numpy(steps.ran)), chunk.first_epoch + count - 1,
+                          chunk.start.patience), outputs
+
+
+class StepCount(NamedTuple):
+    """The step count inside a compiled run: the count before the run as a float (``start``: the only form of
+    it an optimizer reads, ``step * log(beta)``), and the run's own steps as a device integer (``ran``), so that
+    no count overflows JAX's 32-bit integers (its default outside 64-bit mode) however long a network trains.
+    The count itself stays on the host, a Python int: ``start``'s count plus ``ran``, read after the run."""
+
+    start: Array
+    ran: Array
+
+    def __add__(self, steps: int) -> StepCount:  # type: ignore[override]
+        return StepCount(self.start, self.ran + steps)
+
+    def __mul__(self, factor: float) -> Array:  # type: ignore[override]
+        return (self.start + self.ran) * factor
 
 
 def _trained(backend: Backend, state: TrainState) -> Trained:
-    """A state as the program's carry: the step count a device array."""
+    """A state as the program's carry: the step count a :class:`StepCount` from 0 steps run. Its float is as
+    wide as the index dtype (float64 exactly to 2**53 steps where that is int64, float32 otherwise)."""
+    wide = backend.index_dtype == backend.xp.int64
+    start = backend.asarray(float(state.steps), dtype=backend.xp.float64 if wide else backend.xp.float32)
     return (list(state.weights), [list(slot) for slot in state.optimizer_state],
-            backend.asarray(state.steps, dtype=backend.index_dtype))
+            StepCount(start, backend.asarray(0, dtype=backend.index_dtype)))
 
 
 def _redraw(rng: np.random.Generator | None, drawn_from: dict[str, Any] | None, n_samples: int, epochs: int) -> None:

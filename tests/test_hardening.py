@@ -197,3 +197,24 @@ def test_a_second_fit_or_step_while_one_runs_is_refused_naming_the_network():
         net.fit(X, Y, epochs=1, learning_rate=0.1, verbose=0, callbacks=[lambda epoch, history: net.step(
             X, Y, learning_rate=0.1)])
     net.fit(X, Y, epochs=1, learning_rate=0.1, verbose=0)
+
+
+# -- item 3: step counts past 2**31 on compiled JAX ------------------------------------------------------------
+
+
+@pytest.mark.slow  # JAX compiles
+@pytest.mark.parametrize("start", [2**31 - 5, 2**40], ids=["across-2**31", "2**40"])
+def test_a_step_count_past_int32_trains_on_jax_as_on_numpy_through_a_file(tmp_path, start):
+    pytest.importorskip("jax")
+    numpy_net = gdxp.Network([3, 4, 1], seed=0, dtype="float32")
+    numpy_net.fit(X, Y, epochs=1, learning_rate=0.01, optimizer="adam", verbose=0)
+    numpy_net.state = numpy_net.state._replace(steps=start)  # 2**31 steps: ~12 minutes of per-sample training
+    numpy_net.save(tmp_path / "long.npz", include_optimizer=True)
+    jax_net = gdxp.load(tmp_path / "long.npz", backend="jax")  # float32, JAX's 32-bit integers
+    assert jax_net.state.steps == start
+    for net in (numpy_net, jax_net):
+        net.fit(X, Y, epochs=3, learning_rate=0.01, optimizer="adam", batch_size=2, verbose=0)
+    assert jax_net.state.steps == numpy_net.state.steps == start + 12
+    # Adam's bias corrections there are 1: truncated to int32 the count wraps around and they are not
+    for a, b in zip(jax_net.get_weights(), numpy_net.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
