@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +29,13 @@ from .optimizers import Optimizer
 from .options import FitOptions
 from .runner import Model, Numbers
 from .state import TrainState
+from .step_count import StepCount
 from .steps import Trained, UpdateGuard, make_step, scores
 
-__all__ = ["CHUNK_SECONDS", "CompiledRunner", "StepCount"]
+__all__ = ["CHUNK_BYTES", "CHUNK_SECONDS", "CompiledRunner"]
 
 CHUNK_SECONDS = 0.25  # about how long one compiled run of epochs should take, so the progress bar moves
+CHUNK_BYTES = 32 * 2**20  # the most a run holds of shuffled orders and recorded predictions (or one epoch's)
 _PROGRAMS: dict[tuple[Any, ...], tuple[Callable[..., Any], Architecture]] = {}  # per network and settings
 _MAX_PROGRAMS = 32
 
@@ -60,8 +62,10 @@ class CompiledRunner:
         self.n_samples = inputs.shape[0]
         size = options.batch_size_for(self.n_samples)
         self.rng = model.shuffle_rng if options.shuffle and size < self.n_samples else None
-        self.length_cap = 1 if watched else _chunk_length(model.architecture.sizes, self.n_samples, size,
-                                                          options.epochs)
+        per_epoch = _epoch_bytes(backend, self.n_samples, model.architecture.sizes[-1], self.rng is not None,
+                                 options.record_predictions)
+        self.length_cap = 1 if watched else min(_chunk_length(model.architecture.sizes, self.n_samples, size,
+                                                              options.epochs), _affordable(per_epoch))
         start = _trained(backend, model.state)
         self.program, seconds = _program(backend, model.architecture, model.optimizer, start, inputs, targets,
                                          validation, options, size, self.length_cap, shuffled=self.rng is not None)
@@ -123,22 +127,6 @@ class CompiledRunner:
                           chunk.start.patience), outputs
 
 
-class StepCount(NamedTuple):
-    """The step count inside a compiled run: the count before the run as a float (``start``: the only form of
-    it an optimizer reads, ``step * log(beta)``), and the run's own steps as a device integer (``ran``), so that
-    no count overflows JAX's 32-bit integers (its default outside 64-bit mode) however long a network trains.
-    The count itself stays on the host, a Python int: ``start``'s count plus ``ran``, read after the run."""
-
-    start: Array
-    ran: Array
-
-    def __add__(self, steps: int) -> StepCount:  # type: ignore[override]
-        return StepCount(self.start, self.ran + steps)
-
-    def __mul__(self, factor: float) -> Array:  # type: ignore[override]
-        return (self.start + self.ran) * factor
-
-
 def _trained(backend: Backend, state: TrainState) -> Trained:
     """A state as the program's carry: the step count a :class:`StepCount` from 0 steps run. Its float is as
     wide as the index dtype (float64 exactly to 2**53 steps where that is int64, float32 otherwise)."""
@@ -184,6 +172,21 @@ def _read(backend: Backend, outputs: tuple[Array, Array, Array, Array], count: i
     losses, val_scores, predictions, last = (backend.to_numpy(a) for a in outputs)
     return Numbers(losses[:count].astype(np.float64), val_scores[:count].astype(np.float64) if validated else None,
                    predictions[:count] if recorded else None), float(last)
+
+
+def _epoch_bytes(backend: Backend, n_samples: int, n_out: int, shuffled: bool, recorded: bool) -> int:
+    """What a run holds per epoch, on the host and again on the device: its shuffled order (int64 as drawn) and
+    its recorded prediction."""
+    itemsize = 4 if backend.dtype_name == "float32" else 8
+    return (8 * n_samples if shuffled else 0) + (itemsize * n_samples * n_out if recorded else 0)
+
+
+def _affordable(per_epoch: int) -> int:
+    """The most epochs a run may hold the orders and predictions of within :data:`CHUNK_BYTES` (at least one),
+    a power of two, so that runs of other lengths reuse the program."""
+    if per_epoch == 0:
+        return 2**62
+    return 2 ** max(0, int(math.log2(max(1, CHUNK_BYTES // per_epoch))))
 
 
 def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -218,3 +220,35 @@ def test_a_step_count_past_int32_trains_on_jax_as_on_numpy_through_a_file(tmp_pa
     # Adam's bias corrections there are 1: truncated to int32 the count wraps around and they are not
     for a, b in zip(jax_net.get_weights(), numpy_net.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# -- item 2: a compiled run's memory does not grow with its length ---------------------------------------------
+
+COMPILED_RUN_MEMORY = """
+import resource
+import numpy as np
+import gdxp
+rng = np.random.default_rng(0)
+net = gdxp.Network([2, 5, 1], seed=0, backend="jax")
+net.fit(rng.normal(size=(10, 2)), rng.random((10, 1)), epochs=2, learning_rate=0.1, verbose=0)  # JAX's first buffers
+for rows, settings in ((1_000, {"record_predictions": True}), (20_000, {"batch_size": 1000})):
+    x, y = rng.normal(size=(rows, 2)).astype(np.float32), rng.random((rows, 1)).astype(np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # a million epochs asked for; patience stops them at the second, after the first run of epochs
+    net.fit(x, y, epochs=10**6, learning_rate=1e-30, validation_data=(x[:10], y[:10]), patience=1, verbose=0,
+            **settings)
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+@pytest.mark.slow  # a subprocess that imports JAX and compiles twice: seconds
+def test_a_compiled_run_holds_a_bounded_amount_of_orders_and_predictions():
+    pytest.importorskip("jax")
+    result = subprocess.run([sys.executable, "-c", COMPILED_RUN_MEMORY], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    recorded, shuffled = (int(line) for line in result.stdout.split())
+    # CHUNK_BYTES on the host and on the device, and as much for a run's other temporaries; before, a run of
+    # 2**14 epochs recorded 1,000 predictions each (271 MB more) and one of 2**11 epochs drew 20,000-row
+    # orders for each (507 MB more)
+    bound = 4 * gdxp.compiled.CHUNK_BYTES + 32 * 2**20
+    assert recorded < bound and shuffled < bound, (recorded, shuffled)
