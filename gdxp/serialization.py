@@ -52,6 +52,7 @@ def model_arrays(sizes: Sequence[int], activations: Sequence[str], loss: str, bi
         "epoch": np.array(epochs, dtype=np.int64),
     }
     arrays.update({f"weight_{i}": w for i, w in enumerate(weights)})
+    _check_writable(arrays, "weight_", "weights")
     return arrays
 
 
@@ -63,7 +64,17 @@ def optimizer_arrays(optimizer: Optimizer, state: Sequence[Sequence[Array]], ste
     arrays.update({f"optimizer_{k}": np.array(v) for k, v in optimizer.hyperparameters().items()})
     for slot, states in enumerate(state):
         arrays.update({f"optimizer_state_{slot}_{i}": to_host(a) for i, a in enumerate(states)})
+    _check_writable(arrays, "optimizer_state_", "optimizer's state")
     return arrays
+
+
+def _check_writable(arrays: dict[str, np.ndarray], prefix: str, what: str) -> None:
+    """Refuse to write arrays (those whose names start with ``prefix``) that :func:`gdxp.load` would refuse:
+    numbers that are not finite. gdxp never writes a file it will not read."""
+    bad = [key for key, value in arrays.items() if key.startswith(prefix) and not np.all(np.isfinite(value))]
+    if bad:
+        raise ValueError(f"cannot save: the network's {what} hold numbers that are not finite ({', '.join(bad)}), "
+                         f"which gdxp.load refuses")
 
 
 def patience_arrays(best_loss: float, best_epoch: int, waited: int, best_weights: Sequence[Array],

@@ -75,6 +75,8 @@ def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, 
                 bad = numbers.first_not_finite()
                 if bad is None and hooks.watches_network and not all_finite(backend, ran.weights):
                     bad = count - 1  # a callback would see weights that are not numbers
+                if bad is None and not all_finite(backend, _state_arrays(ran)):
+                    bad = count - 1  # an overflowed moment (Adam's v = inf) would freeze the weights for good
                 good = count if bad is None else bad
                 state = ran if good == count else runner.rewind(good)
                 model.state = state  # published before any hook runs
@@ -130,12 +132,18 @@ def _ended(backend: Backend, architecture: Architecture, data: tuple[Array, Arra
 
 def _restorable(backend: Backend, architecture: Architecture, data: tuple[Array, Array], start: TrainState,
                 *candidates: TrainState | None) -> TrainState:
-    """The first candidate whose weights give a finite loss on the training data, else the state the run
-    started from (the model as it was given)."""
+    """The first candidate whose weights give a finite loss on the training data and whose optimizer state is
+    finite, else the state the run started from (the model as it was given)."""
     for candidate in candidates:
-        if candidate is not None and math.isfinite(training_loss(backend, architecture, candidate.weights, data)):
+        if (candidate is not None and all_finite(backend, _state_arrays(candidate))
+                and math.isfinite(training_loss(backend, architecture, candidate.weights, data))):
             return candidate
     return start
+
+
+def _state_arrays(state: TrainState) -> list[Array]:
+    """The optimizer's state as one list of arrays."""
+    return [a for slot in state.optimizer_state for a in slot]
 
 
 def _started(model: Model) -> TrainState:

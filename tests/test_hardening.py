@@ -252,3 +252,47 @@ def test_a_compiled_run_holds_a_bounded_amount_of_orders_and_predictions():
     # orders for each (507 MB more)
     bound = 4 * gdxp.compiled.CHUNK_BYTES + 32 * 2**20
     assert recorded < bound and shuffled < bound, (recorded, shuffled)
+
+
+# -- item 4: an optimizer state that is not finite is divergence, and never saved --------------------------------
+
+
+def _overflowing_adam(name: str) -> tuple[gdxp.Network, np.ndarray, np.ndarray]:
+    """A float32 network whose first weights meet an input of 1e22 at zero: the sums stay finite, and so does
+    the loss, but the gradient there is ~1e21, whose square overflows Adam's second moment to inf."""
+    x = np.array([[1e22, 1.0, 1.0], [1e22, -1.0, 0.5]], dtype=np.float32)
+    weights = gdxp.Network([3, 2, 1], seed=0).get_weights()
+    weights[0][0, :] = 0.0
+    return gdxp.Network([3, 2, 1], activation="tanh", output_activation="sigmoid", dtype="float32", weights=weights,
+                        backend=name), x, np.array([[0.2], [0.7]])
+
+
+@pytest.mark.parametrize("name", ["numpy", pytest.param("jax", marks=pytest.mark.slow)])
+def test_adams_second_moment_overflowing_is_divergence_and_what_is_restored_saves_and_loads(name, tmp_path):
+    pytest.importorskip(name)
+    net, x, y = _overflowing_adam(name)
+    start = net.get_weights()
+    with pytest.raises(gdxp.TrainingDiverged, match=r"the loss, the weights or the optimizer's state are not finite"):
+        net.fit(x, y, epochs=3, learning_rate=0.01, optimizer="adam", verbose=0)
+    for slot in net.state.optimizer_state:
+        assert all(np.isfinite(net.backend.to_numpy(a)).all() for a in slot)
+    for mine, first in zip(net.get_weights(), start, strict=True):  # every epoch's state overflowed: the start
+        np.testing.assert_array_equal(mine, first)
+    net.save(tmp_path / "restored.npz", include_optimizer=True)
+    assert gdxp.load(tmp_path / "restored.npz").state.steps == net.state.steps
+
+
+def test_save_refuses_what_load_would_refuse_before_writing(tmp_path):
+    net, x, y = _overflowing_adam("numpy")
+    net.fit(x, y, epochs=1, learning_rate=0.01, optimizer="sgd", verbose=0)  # a file with an optimizer
+    net.save(tmp_path / "model.npz", include_optimizer=True)
+    kept = (tmp_path / "model.npz").read_bytes()
+    moments = [[np.full_like(w, np.inf) for w in net.get_weights()]] * 2
+    net.optimizer, net.state = gdxp.optimizers.Adam(), net.state._replace(optimizer_state=moments, steps=1)
+    with pytest.raises(ValueError, match=r"^cannot save: the network's optimizer's state hold numbers that are not "
+                                         r"finite \(optimizer_state_0_0, .*\), which gdxp.load refuses$"):
+        net.save(tmp_path / "model.npz", include_optimizer=True)
+    net.state = net.state._replace(weights=[np.full_like(w, np.nan) for w in net.get_weights()])
+    with pytest.raises(ValueError, match=r"^cannot save: the network's weights hold numbers that are not finite"):
+        net.save(tmp_path / "model.npz")
+    assert (tmp_path / "model.npz").read_bytes() == kept and len(list(tmp_path.iterdir())) == 1
