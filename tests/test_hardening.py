@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import adam_tolerance, running_on
 
 import gdxp
 
@@ -228,6 +229,7 @@ COMPILED_RUN_MEMORY = """
 import resource
 import numpy as np
 import gdxp
+from helpers import adam_tolerance, running_on
 rng = np.random.default_rng(0)
 net = gdxp.Network([2, 5, 1], seed=0, backend="jax")
 net.fit(rng.normal(size=(10, 2)), rng.random((10, 1)), epochs=2, learning_rate=0.1, verbose=0)  # JAX's first buffers
@@ -296,3 +298,29 @@ def test_save_refuses_what_load_would_refuse_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"^cannot save: the network's weights hold numbers that are not finite"):
         net.save(tmp_path / "model.npz")
     assert (tmp_path / "model.npz").read_bytes() == kept and len(list(tmp_path.iterdir())) == 1
+
+
+# -- item 12: float64 on another backend equals NumPy as the README says, Adam's way included --------------------
+
+
+@pytest.mark.slow  # 6 random networks x 4 optimizers x 3 backends, JAX compiling each
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_float64_runs_on_another_backend_agree_with_numpy_as_promised(name):
+    pytest.importorskip(name)
+    with running_on(name, "float64"):
+        for seed in range(6):
+            rng = np.random.default_rng(seed)
+            sizes = [int(rng.integers(1, 6)), int(rng.integers(1, 8)), int(rng.integers(1, 4))]
+            x, y = rng.normal(size=(10, sizes[0])), rng.random((10, sizes[-1]))
+            for optimizer in ("sgd", "momentum", "adam", "adamw"):
+                settings = {"epochs": 20, "learning_rate": 0.05, "batch_size": [1, 3, None][seed % 3],
+                            "optimizer": optimizer, "verbose": 0}
+                nets = [gdxp.Network(sizes, activation="tanh", output_activation="sigmoid", seed=seed, backend=backend,
+                                     dtype="float64") for backend in ("numpy", name)]
+                histories = [net.fit(x, y, **settings) for net in nets]
+                # SGD and momentum to 1e-12; Adam and AdamW to 1e-12 relative and 1e-6 of the rate a step
+                promised = (adam_tolerance(nets[0].state.steps, 0.05) if optimizer.startswith("adam")
+                            else {"rtol": 1e-12, "atol": 1e-12})
+                np.testing.assert_allclose(histories[1].loss, histories[0].loss, **promised)
+                for mine, theirs in zip(nets[1].get_weights(), nets[0].get_weights(), strict=True):
+                    np.testing.assert_allclose(mine, theirs, **promised)
