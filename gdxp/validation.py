@@ -5,10 +5,8 @@ Everything here runs before a network changes, so a rejected call leaves it exac
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -136,9 +134,11 @@ def _check_range(backend: Backend, arr: Array, host: np.ndarray | None, name: st
 def _one_hot(y: Any, n_samples: int, n_out: int, name: str) -> np.ndarray | None:
     """Whole-number class labels of shape ``(n_samples,)`` from the host as one-hot rows (checked to lie in
     ``0 .. n_out - 1``), else None: other data goes on to the usual checks."""
-    with _naming(name):
+    try:
         if host_array(y, "float64") is None:  # a library's array, maybe on a device: not read here
             return None
+    except (TypeError, ValueError) as err:
+        raise _named(err, name) from None
     given = np.asarray(y)
     if given.ndim != 1 or given.shape[0] != n_samples or given.dtype.kind not in "iu":
         return None
@@ -152,22 +152,20 @@ def _one_hot(y: Any, n_samples: int, n_out: int, name: str) -> np.ndarray | None
 def _received(backend: Backend, data: Any, name: str) -> tuple[Array, np.ndarray | None]:
     """``data`` on the backend's device, and its host copy in the backend's dtype when it came from the host;
     errors (not numbers, ragged, masked) say which argument ``name`` it was."""
-    with _naming(name):
+    try:
         host = host_array(data, backend.dtype_name)
         arr = backend.asarray(data if host is None else host)
-    if not all(isinstance(size, int) for size in arr.shape):  # a Dask array's unknown chunk sizes: nan
+    except (TypeError, ValueError) as err:
+        raise _named(err, name) from None
+    if arr.ndim and not isinstance(arr.shape[0], int):  # nan: a Dask array's rows in chunks of unknown sizes
         raise ValueError(f"{name} has a shape of unknown size {tuple(arr.shape)}; where it is a Dask array, "
                          f"compute its chunk sizes first ({name}.compute_chunk_sizes())")
     return arr, host
 
 
-@contextlib.contextmanager
-def _naming(name: str) -> Iterator[None]:
-    """A TypeError or ValueError raised inside says which argument ``name`` it was about."""
-    try:
-        yield
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{name}: {err}") from None
+def _named(err: TypeError | ValueError, name: str) -> TypeError | ValueError:
+    """``err`` saying which argument, ``name``, it is about."""
+    return type(err)(f"{name}: {err}")
 
 
 def _check_values(backend: Backend, arr: Array, host: np.ndarray | None, original: Any, name: str,
