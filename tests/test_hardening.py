@@ -229,7 +229,6 @@ COMPILED_RUN_MEMORY = """
 import resource
 import numpy as np
 import gdxp
-from helpers import adam_tolerance, running_on
 rng = np.random.default_rng(0)
 net = gdxp.Network([2, 5, 1], seed=0, backend="jax")
 net.fit(rng.normal(size=(10, 2)), rng.random((10, 1)), epochs=2, learning_rate=0.1, verbose=0)  # JAX's first buffers
@@ -303,12 +302,12 @@ def test_save_refuses_what_load_would_refuse_before_writing(tmp_path):
 # -- item 12: float64 on another backend equals NumPy as the README says, Adam's way included --------------------
 
 
-@pytest.mark.slow  # 6 random networks x 4 optimizers x 3 backends, JAX compiling each
+@pytest.mark.slow  # 2 random networks x 4 optimizers x 2 backends, JAX compiling each
 @pytest.mark.parametrize("name", ["torch", "jax"])
 def test_float64_runs_on_another_backend_agree_with_numpy_as_promised(name):
     pytest.importorskip(name)
     with running_on(name, "float64"):
-        for seed in range(6):
+        for seed in range(2):
             rng = np.random.default_rng(seed)
             sizes = [int(rng.integers(1, 6)), int(rng.integers(1, 8)), int(rng.integers(1, 4))]
             x, y = rng.normal(size=(10, sizes[0])), rng.random((10, sizes[-1]))
