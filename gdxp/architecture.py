@@ -127,8 +127,9 @@ def _check_memory(sizes: tuple[int, ...], bias: bool) -> None:
     layer's draw (:mod:`gdxp.initializers`)."""
     count = weight_count(sizes, bias)
     largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    needed, room = 8 * (count + 2 * largest), memory.available()
-    if needed > room:
+    needed = 8 * (count + 2 * largest)
+    room = memory.short_of(needed)
+    if room is not None:
         raise ValueError(f"sizes {_short_list(sizes)} make {_amount(count)} weights, which need "
                          f"{memory.gigabytes(needed)} GB to draw in float64, more than the {memory.gigabytes(room)} "
                          f"GB of memory available on this machine now")

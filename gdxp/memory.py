@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["available", "check", "gigabytes"]
+__all__ = ["SMALL", "available", "check", "gigabytes", "short_of"]
 
+SMALL = 16 * 2**20  # needs up to this are not checked: asking the system costs ~50 us, more than a small fit
 _UNKNOWN = 10**12  # where the system says nothing: 1 TB, so that only absurd sizes are refused
 _MEMINFO = Path("/proc/meminfo")
 _CGROUP = Path("/sys/fs/cgroup")
@@ -30,11 +31,19 @@ def available() -> int:
     return _UNKNOWN
 
 
+def short_of(needed: int) -> int | None:
+    """The bytes available now where ``needed`` is more, else None (for up to :data:`SMALL`, without asking)."""
+    if needed <= SMALL:
+        return None
+    room = available()
+    return room if needed > room else None
+
+
 def check(needed: int, what: str) -> None:
     """Refuse, with a ValueError, ``needed`` bytes for ``what`` (a phrase like "these weights") where the
     memory available now is less."""
-    room = available()
-    if needed > room:
+    room = short_of(needed)
+    if room is not None:
         raise ValueError(f"{what} needs {gigabytes(needed)} GB of memory, more than the {gigabytes(room)} GB "
                          f"available on this machine now")
 

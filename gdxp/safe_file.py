@@ -121,8 +121,8 @@ def _check_declared(declared: int, limit: int | None, path: Any) -> None:
     if limit is not None and declared > limit:
         raise ValueError(f"{path}: its entries claim {declared} bytes, more than the {limit} its architecture "
                          f"needs; the file is corrupt")
-    room = memory.available()
-    if declared > room:
+    room = memory.short_of(declared)
+    if room is not None:
         raise ValueError(f"{path}: its entries claim {memory.gigabytes(declared)} GB, more than the "
                          f"{memory.gigabytes(room)} GB of memory available on this machine now")
 

@@ -194,6 +194,7 @@ def test_weights_that_cannot_fit_in_memory_are_refused_before_allocating(sizes):
 
 
 def test_the_size_guard_counts_every_weight(monkeypatch):
+    monkeypatch.setattr(gdxp.memory, "SMALL", 0)  # checked however small
     monkeypatch.setattr(gdxp.memory, "available", lambda: 8 * (16 + 2 * 12))
     gdxp.Network([3, 4, 1], bias=False)  # 16 weights and twice the largest layer's 12: 320 bytes fit
     with pytest.raises(ValueError, match=r"make 21 weights, which need 0.0 GB"):
