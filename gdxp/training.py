@@ -75,7 +75,7 @@ def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, 
                 bad = numbers.first_not_finite()
                 if bad is None and hooks.watches_network and not all_finite(backend, ran.weights):
                     bad = count - 1  # a callback would see weights that are not numbers
-                if bad is None and not all_finite(backend, _state_arrays(ran)):
+                if bad is None and not _finite_state(backend, ran):
                     bad = count - 1  # an overflowed moment (Adam's v = inf) would freeze the weights for good
                 good = count if bad is None else bad
                 state = ran if good == count else runner.rewind(good)
@@ -135,15 +135,16 @@ def _restorable(backend: Backend, architecture: Architecture, data: tuple[Array,
     """The first candidate whose weights give a finite loss on the training data and whose optimizer state is
     finite, else the state the run started from (the model as it was given)."""
     for candidate in candidates:
-        if (candidate is not None and all_finite(backend, _state_arrays(candidate))
+        if (candidate is not None and _finite_state(backend, candidate)
                 and math.isfinite(training_loss(backend, architecture, candidate.weights, data))):
             return candidate
     return start
 
 
-def _state_arrays(state: TrainState) -> list[Array]:
-    """The optimizer's state as one list of arrays."""
-    return [a for slot in state.optimizer_state for a in slot]
+def _finite_state(backend: Backend, state: TrainState) -> bool:
+    """Whether every number of the optimizer's state is finite (true of no state, SGD's, without a read)."""
+    arrays = [a for slot in state.optimizer_state for a in slot]
+    return not arrays or all_finite(backend, arrays)
 
 
 def _started(model: Model) -> TrainState:

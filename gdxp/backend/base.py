@@ -13,6 +13,7 @@ import numpy as np
 
 from .._typing import Array, BatchMeans, Namespace
 from .compiler import Compiler
+from .libraries import read_in_place
 
 __all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "host_array"]
 
@@ -218,12 +219,7 @@ class Backend:
         imported by this library through DLPack where it can, else copied to the host explicitly."""
         source = plain_foreign(obj)
         if source.__dlpack_device__()[0] == _DLPACK_CPU:
-            try:
-                host = np.from_dlpack(source)
-            except (BufferError, RuntimeError, TypeError) as err:  # bfloat16, a sparse layout: NumPy has neither
-                raise TypeError(f"expected a dense array of real numbers NumPy can read, got {type(obj).__name__} "
-                                f"of dtype {getattr(obj, 'dtype', '?')} ({first_line(err)})") from None
-            return self._from_host(numeric_host_array(host), dtype)
+            return self._from_host(numeric_host_array(read_in_place(source)), dtype)
         try:
             imported = self.xp.from_dlpack(source)
         except (BufferError, RuntimeError, TypeError, ValueError):
