@@ -42,8 +42,8 @@ rounds as its first table: the NumPy floor and gdxp fit on NumPy beside
   where ``keras`` is importable (else one line says so; it was not installed where this was written, so
   that row has never run).
 Its columns are each contender's speedup over the floor (floor time / its time) and its time per step
-over jit+scan's at the same length; issue 10's targets are a compiled fit at least 20x the floor's speed
-and within 1.5x of jit+scan.
+over jit+scan's at the same length; its last line restates the goals compiling was built to: a compiled fit
+at least 20x the floor's speed, and within 1.5x of jit+scan.
 
 Compare on one core: ``OPENBLAS_NUM_THREADS=1 taskset -c 1 python examples/benchmark.py`` (XLA ignores its
 thread flags on the CPU; ``taskset`` holds it, and NumPy and PyTorch too).
@@ -59,11 +59,12 @@ a step costs the same whatever the weights, while drawing a 4096-wide network co
 Run: ``python examples/benchmark.py [--steps 20000] [--long-steps 80000] [--other-steps 1000] [--batches 100]
 [--repeats 7] [--backend numpy] [--wide 0] [--wide-steps 20]`` (unset OPENBLAS_CORETYPE first where it is set, so
 NumPy picks its fastest kernels). On a GPU: ``python examples/benchmark.py --backend cupy --wide 4096``.
+Every table also goes into ``--figures DIR`` (default ``figures/``) as ``benchmark.csv``, one row per contender
+and table, times in microseconds per step.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import os
@@ -74,7 +75,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from common import Contender, contenders, enable_jax_float64
+from common import Contender, contenders, enable_jax_float64, parser, write_csv
 from tutorial_loops import part4_loop
 
 import gdxp
@@ -311,13 +312,11 @@ def matmul_rate(backend: str, size: int, repeats: int) -> float:
     device = gdxp.get_backend(backend, dtype="float32")
     rng = np.random.default_rng(1)
     a, b = (device.asarray(rng.normal(size=(size, size))) for _ in range(2))
-    a @ b
-    device.synchronize()
+    device.synchronize(a @ b)
     times = []
     for _ in range(max(repeats, 3)):
         start = time.perf_counter()
-        a @ b
-        device.synchronize()
+        device.synchronize(a @ b)  # JAX waits for the arrays it is given
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times)
 
@@ -357,9 +356,10 @@ def width_runs(width: int, batches: int, epochs: int, optimizer: str) -> dict[st
             "torch cpu": Run(torch_epochs, steps)}
 
 
-def report_widths(widths: list[int], batches: int, epochs: int, repeats: int) -> None:
+def report_widths(widths: list[int], batches: int, epochs: int, repeats: int) -> list[dict]:
     """Workload 4's table: per width and optimizer, each contender's median and range of ms per step, and
-    gdxp's median over PyTorch's (below 1: gdxp ahead)."""
+    gdxp's median over PyTorch's (below 1: gdxp ahead); its rows for the CSV table."""
+    rows = []
     print(f"\n784-W-W-10 relu/softmax, float32, epochs of {batches} batches of {LARGE_BATCH}, {epochs} epochs a "
           f"run: gdxp fit against PyTorch eager, ms per step (median, range)")
     print(f"{'W':>6}{'optimizer':>11}{'gdxp fit':>22}{'torch cpu':>22}{'gdxp/torch':>12}")
@@ -372,6 +372,21 @@ def report_widths(widths: list[int], batches: int, epochs: int, repeats: int) ->
                             for v in ms.values())
             ratio = statistics.median(ms["gdxp fit"]) / statistics.median(ms["torch cpu"])
             print(f"{width:>6}{optimizer:>11}{cells}{ratio:>12.2f}")
+            rows += timing_rows(f"784-{width}-{width}-10 {optimizer}", runs, seconds)
+    return rows
+
+
+def timing_rows(table: str, runs: dict[str, Run], seconds: dict[str, list[float]]) -> list[dict]:
+    """One CSV row per contender of a table: its steps per run, median, best and worst microseconds per step,
+    and the seconds its first run spent compiling (empty where it does not compile)."""
+    rows = []
+    for name, found in seconds.items():
+        per_step = [1e6 * t / runs[name].steps for t in found]
+        compile_seconds = runs[name].compile_seconds if runs[name].compiles else None
+        rows.append({"table": table, "contender": name, "steps": runs[name].steps,
+                     "median_us": statistics.median(per_step), "best_us": min(per_step), "worst_us": max(per_step),
+                     "compile_s": "" if compile_seconds is None else compile_seconds})
+    return rows
 
 
 # -- shared pieces -----------------------------------------------------------------------------------
@@ -385,7 +400,7 @@ def step_loop(net: gdxp.Network, x: Array, y: Array, rate: float, steps: int) ->
     inputs, targets = net.backend.asarray(x), net.backend.asarray(y)
     for _ in range(steps):
         net.step(inputs, targets, learning_rate=rate, check_finite=False)
-    net.backend.synchronize()
+    net.backend.synchronize(*net.state.weights)
     return net
 
 
@@ -478,7 +493,7 @@ def report_compiled(title: str, runs: dict[str, Run], seconds: dict[str, list[fl
     """Workload 1's compiled table: the floor, gdxp fit on NumPy (``reference``'s run) and the compiled
     contenders, each with its compile seconds, its time per step (median and best), its speedup over the
     floor (floor's time / its time) and its time over jit+scan's at the same length ("long" rows against
-    jit+scan long), and issue 10's targets."""
+    jit+scan long), and the goals compiling was built to."""
     names = {"floor": "floor", "gdxp fit numpy": reference, **{name: name for name in COMPILED_ROWS if name in runs}}
     median = {name: 1e6 * statistics.median(seconds[key]) / runs[key].steps for name, key in names.items()}
     best = {name: 1e6 * min(seconds[key]) / runs[key].steps for name, key in names.items()}
@@ -491,7 +506,8 @@ def report_compiled(title: str, runs: dict[str, Run], seconds: dict[str, list[fl
         print(f"{name:<{width}}{runs[key].steps:>7}{compile_figure(runs[key]):>11}"
               f"{median[name]:>11.2f}{median['floor'] / median[name]:>9.2f}{median[name] / median[scan]:>8.2f}"
               f"{best[name]:>10.2f}{best['floor'] / best[name]:>9.2f}{best[name] / best[scan]:>8.2f}")
-    print("targets (issue 10): compiled fit at least 20x the floor's speed, and within 1.5x of jit+scan")
+    print("goals for compiling: speedup at least 20 (x the floor's speed), and x scan at most 1.5 (within 1.5x of the "
+          "hand-written jit+scan loop)")
 
 
 def others_here(statuses: dict[str, gdxp.BackendStatus], backend: str, tiny_steps: int, long_steps: int) -> Others:
@@ -535,8 +551,9 @@ def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: 
         print(f"workload 1 compiled on JAX's {others.compiled_on.device}: gdxp fit and jit+scan at {steps:,} and "
               f"{others.long_steps:,} steps per run (--steps, --long-steps)")
     if not others.keras:
-        print("Keras 3 rows left out: keras is not installed (this script does not install it)"
-              if others.compiled_on is not None else "Keras 3 rows left out: they run on JAX")
+        print("Keras 3 rows left out: keras is not installed; they would time Keras 3 on its JAX backend on the "
+              "same network beside gdxp's compiled fit (pip install keras to add them)"
+              if others.compiled_on is not None else "Keras 3 rows left out: they run on JAX, which cannot run here")
     else:
         print("Keras 3 on its JAX backend beside them (KERAS_BACKEND=jax set by this script)")
     for status in statuses.values():
@@ -547,23 +564,27 @@ def print_setup(statuses: dict[str, gdxp.BackendStatus], backend: str, repeats: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20_000, help="steps of workload 1 per run")
-    parser.add_argument("--long-steps", type=int, default=80_000,
-                        help="steps per run of workload 1's long compiled runs (the tutorials' run)")
-    parser.add_argument("--other-steps", type=int, default=None,
-                        help="steps of workload 1 per run on torch, JAX and array_api_strict (default: steps / 20)")
-    parser.add_argument("--batches", type=int, default=100, help="steps of workload 2 per run")
-    parser.add_argument("--wide", type=int, default=0,
-                        help="width W of workload 3, W-W-W-10 at batch W (4096 on a GPU; 0 skips it)")
-    parser.add_argument("--wide-steps", type=int, default=20, help="steps of workload 3 per run")
-    parser.add_argument("--widths", type=int, nargs="*", default=[256, 512, 1024, 2048],
-                        help="widths W of workload 4, 784-W-W-10 with SGD and Adam against PyTorch (none: skip it)")
-    parser.add_argument("--width-batches", type=int, default=8, help="batches of 256 in an epoch of workload 4")
-    parser.add_argument("--width-epochs", type=int, default=2, help="epochs of workload 4 per run")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each contender, interleaved")
-    parser.add_argument("--backend", default="numpy", choices=gdxp.backend.BACKEND_NAMES)
-    args = parser.parse_args()
+    options = parser(__doc__.split("\n\n")[0], backend=False)
+    options.add_argument("--steps", type=int, default=20_000, help="steps of workload 1 per run")
+    options.add_argument("--long-steps", type=int, default=80_000,
+                         help="steps per run of workload 1's long compiled runs (the tutorials' run)")
+    options.add_argument("--other-steps", type=int, default=None,
+                         help="steps of workload 1 per run on torch, JAX and array_api_strict "
+                              "(None: a twentieth of --steps)")
+    options.add_argument("--batches", type=int, default=100, help="steps of workload 2 per run")
+    options.add_argument("--wide", type=int, default=0,
+                         help="width W of workload 3, W-W-W-10 at batch W (4096 on a GPU; 0 skips it)")
+    options.add_argument("--wide-steps", type=int, default=20, help="steps of workload 3 per run")
+    options.add_argument("--widths", type=int, nargs="*", default=[256, 512, 1024, 2048],
+                         help="widths W of workload 4, 784-W-W-10 with SGD and Adam against PyTorch (none: skip it)")
+    options.add_argument("--width-batches", type=int, default=8, help="batches of 256 in an epoch of workload 4")
+    options.add_argument("--width-epochs", type=int, default=2, help="epochs of workload 4 per run")
+    options.add_argument("--repeats", type=int, default=7,
+                         help="timed runs of each contender, interleaved in a rotating order after one warm-up "
+                              "run each; the tables give the median and the best of them")
+    options.add_argument("--backend", default="numpy", choices=gdxp.backend.BACKEND_NAMES,
+                         help="the library gdxp fit, gdxp step and the floor of workloads 2 and 3 run on")
+    args = options.parse_args()
     x64 = enable_jax_float64()  # first, before any JAX array exists: the script's choice, not gdxp's
     statuses = gdxp.available_backends()
     others = others_here(statuses, args.backend, args.other_steps or max(1, args.steps // 20), args.long_steps)
@@ -574,13 +595,16 @@ def main() -> None:
     seconds = measure(small, args.repeats)  # both tables' contenders in the same interleaved rounds
     first = {name: s for name, s in seconds.items() if name not in COMPILED_ROWS}
     report("3-5-1 sigmoid, one sample per step, float64 (floor: NumPy on the CPU)", small, first)
+    rows = timing_rows("3-5-1 sigmoid float64", small, seconds)
     if others.compiled_on is not None:
         report_compiled(f"3-5-1 sigmoid, one sample per step, float64, compiled on JAX's {others.compiled_on.device} "
                         f"(floor: NumPy on the CPU), {args.steps:,} and {args.long_steps:,} steps", small, seconds,
                         "gdxp fit" if args.backend == "numpy" else "gdxp fit numpy")
     large = relu_workload(args.backend, LARGE_SIZES, LARGE_BATCH, args.batches, others)
+    seconds = measure(large, args.repeats)
     report(f"784-256-256-10 relu/softmax, batch {LARGE_BATCH}, float32 (floor: inline on {args.backend})", large,
-           measure(large, args.repeats))
+           seconds)
+    rows += timing_rows(f"784-256-256-10 batch {LARGE_BATCH} float32", large, seconds)
     if args.wide:
         sizes = (args.wide, args.wide, args.wide, OUTPUTS)
         peak = matmul_rate(args.backend, args.wide, args.repeats)
@@ -592,11 +616,15 @@ def main() -> None:
         on_gpu = args.backend == "cupy"  # then PyTorch on the CPU would spend the GPU's time for nothing
         runs = relu_workload(args.backend, sizes, args.wide, args.wide_steps, Others(torch=others.torch),
                              gpu_only_torch=on_gpu)
-        report(title, runs, measure(runs, args.repeats), flops=training_flops(sizes, args.wide), peak=peak)
+        seconds = measure(runs, args.repeats)
+        report(title, runs, seconds, flops=training_flops(sizes, args.wide), peak=peak)
+        rows += timing_rows(f"{network} batch {args.wide} float32", runs, seconds)
     if args.widths and others.torch:
-        report_widths(args.widths, args.width_batches, args.width_epochs, args.repeats)
+        rows += report_widths(args.widths, args.width_batches, args.width_epochs, args.repeats)
     elif args.widths:
         print("\nworkload 4 left out: it compares against PyTorch, which cannot run here")
+    print()
+    write_csv(rows, args.figures / "benchmark.csv")
 
 
 if __name__ == "__main__":

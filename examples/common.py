@@ -1,26 +1,51 @@
-"""What the example scripts share: the command-line options, saving figures when matplotlib is there,
-and, for the timing scripts, which backends and devices can run here."""
+"""What the example scripts share: the command-line options, saving figures (when matplotlib is there) and
+tables into the one folder ``--figures`` names, and, for the timing scripts, which backends and devices can run
+here."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import gdxp
 
+# JAX would take 75% of a GPU's memory at its first device query, leaving CuPy and torch in the same script
+# none; unless the user chose otherwise, it allocates what it uses
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 _DLPACK_CPU = 1  # kDLCPU: DLPack's device type for host memory
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with ``--backend`` and ``--figures`` (the folder for PNG files)."""
-    result = argparse.ArgumentParser(description=description)
-    result.add_argument("--backend", choices=gdxp.backend.BACKEND_NAMES, default=None,
-                        help="array library (default: $GDXP_BACKEND, else numpy)")
-    result.add_argument("--figures", type=Path, default=Path("."),
-                        help="folder for the PNG figures (default: the current folder)")
+FIGURES = Path("figures")  # relative to where a script runs; .gitignore covers it in a checkout
+
+
+def parser(description: str, *, backend: bool = True) -> argparse.ArgumentParser:
+    """An argument parser that shows each option's default in ``--help``, with ``--figures`` (the one
+    folder a script writes into) and, unless ``backend`` is False, ``--backend``."""
+    result = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    if backend:
+        result.add_argument("--backend", choices=gdxp.backend.BACKEND_NAMES, default=None,
+                            help="array library (None: $GDXP_BACKEND, else numpy)")
+    result.add_argument("--figures", type=Path, default=FIGURES,
+                        help="the folder for what the script writes (PNG figures, CSV tables), made if missing; "
+                             "it writes nowhere else")
     return result
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """The rows as a CSV table at ``path`` (its folder made if missing), and a line saying where."""
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"table written to {path}")
 
 
 def save_plot(history: gdxp.History, folder: Path, name: str) -> None:
@@ -46,13 +71,16 @@ class Contender:
         return f"{self.backend} {self.device}"
 
 
-def contenders(statuses: dict[str, gdxp.BackendStatus]) -> list[Contender]:
+def contenders(statuses: dict[str, gdxp.BackendStatus], *, dask: bool = False) -> list[Contender]:
     """Every usable backend on its first CPU device and on its first accelerator, in the order of
-    ``statuses`` (numpy first). Whether a device is a CPU is asked of DLPack, not guessed from its name:
-    array_api_strict's simulated ``device1`` is a CPU too, so only its ``CPU_DEVICE`` is kept."""
+    ``statuses`` (numpy first); Dask (NumPy chunks on local threads) only with ``dask``. Whether a device
+    is a CPU is asked of DLPack, not guessed from its name: array_api_strict's simulated ``device1`` is a
+    CPU too, so only its ``CPU_DEVICE`` is kept."""
     result = []
     for status in statuses.values():
-        if status.name == "dask":  # a cluster's step is scheduled, not timed per step: examples/dask_cluster.py
+        if status.name == "dask":  # a step is a scheduled graph, timed by the scripts that ask for it
+            if dask and status.usable:
+                result.append(Contender("dask", "cpu", on_host=True))
             continue
         kinds_seen = set()
         for label in status.devices if status.usable else ():

@@ -15,6 +15,9 @@ on each machine (``dask worker tcp://SCHEDULER:8786 --nthreads 1``, or one proce
 ``python examples/dask_cluster.py --scheduler tcp://SCHEDULER:8786 --rows 50_000_000``. Every step sends
 the weights (kilobytes) to the workers and gets gradient-sized sums back through Dask's tree reduction,
 so the data never moves after it is made or read; ``--on-disk`` needs a folder all workers can read.
+
+A progress bar (on stderr) counts the timed fits; each fit's samples per second, and the overhead's times per
+step, go into ``--figures DIR`` (default ``figures/``) as ``dask_cluster.csv``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +34,8 @@ import dask
 import dask.array as da
 import distributed
 import numpy as np
+from common import parser, write_csv
+from tqdm import tqdm
 
 import gdxp
 
@@ -81,23 +87,23 @@ def report(name: str, rates: list[float], reference: list[float] | None) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a LocalCluster)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[2],
-                        help="LocalCluster worker processes; several counts start a cluster of each (default 2)")
-    parser.add_argument("--rows", type=int, default=2_000_000, help="samples (default 2,000,000)")
-    parser.add_argument("--features", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=8)
-    parser.add_argument("--chunk-rows", type=int, default=250_000,
-                        help="samples per chunk (default 250,000: 32 MB of float64 at 16 features)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: full batch")
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--on-disk", action="store_true", help="write the data to disk first, train from there")
-    parser.add_argument("--compare", action="store_true", help="also time NumPy in this process on the same data")
-    parser.add_argument("--rounds", type=int, default=1, help="timed fits per contender, interleaved (default 1)")
-    parser.add_argument("--overhead", action="store_true", help="also time steps on a tiny data set of 8 chunks")
-    args = parser.parse_args()
+    options = parser(__doc__.split("\n")[0], backend=False)
+    options.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a LocalCluster)")
+    options.add_argument("--workers", type=int, nargs="+", default=[2],
+                        help="LocalCluster worker processes; several counts start a cluster of each")
+    options.add_argument("--rows", type=int, default=2_000_000, help="samples")
+    options.add_argument("--features", type=int, default=16, help="inputs per sample")
+    options.add_argument("--hidden", type=int, default=8, help="hidden sigmoid neurons")
+    options.add_argument("--chunk-rows", type=int, default=250_000,
+                        help="samples per chunk (250,000: 32 MB of float64 at 16 features)")
+    options.add_argument("--epochs", type=int, default=5, help="full passes over the data per fit")
+    options.add_argument("--batch-size", type=int, default=None, help="samples per step (None: full batch)")
+    options.add_argument("--learning-rate", type=float, default=0.05, help="Adam's learning rate")
+    options.add_argument("--on-disk", action="store_true", help="write the data to disk first, train from there")
+    options.add_argument("--compare", action="store_true", help="also time NumPy in this process on the same data")
+    options.add_argument("--rounds", type=int, default=1, help="timed fits per contender, interleaved")
+    options.add_argument("--overhead", action="store_true", help="also time steps on a tiny data set of 8 chunks")
+    args = options.parse_args()
 
     print(f"gdxp {gdxp.__version__}, dask {dask.__version__}, numpy {np.__version__}; {args.rows:,} rows x "
           f"{args.features} features in chunks of {args.chunk_rows:,}, {args.epochs} epochs of Adam, "
@@ -120,30 +126,42 @@ def main() -> None:
             host = dask.compute(*(data[name] if args.on_disk else lazy), scheduler="threads")
             contenders = {"numpy, this process": ("numpy", None, host), **contenders}
         rates: dict[str, list[float]] = {name: [] for name in contenders}
-        for round_number in range(1, args.rounds + 1):
-            for name, (backend, client, (x, y)) in contenders.items():
-                seconds, losses = fit_seconds(x, y, args, backend, client, args.epochs)
-                rates[name].append(args.epochs * x.shape[0] / seconds)
-                print(f"  round {round_number} {name:28s} loss {losses[0]:.5f} -> {losses[-1]:.5f} in "
-                      f"{seconds:6.2f} s")
+        rows = []
+        with tqdm(total=args.rounds * len(contenders), unit="fit", file=sys.stderr, dynamic_ncols=True) as bar:
+            for round_number in range(1, args.rounds + 1):
+                for name, (backend, client, (x, y)) in contenders.items():
+                    bar.set_description(f"round {round_number} {name}")
+                    seconds, losses = fit_seconds(x, y, args, backend, client, args.epochs)
+                    rates[name].append(args.epochs * x.shape[0] / seconds)
+                    rows.append({"measure": "fit", "round": round_number, "contender": name, "seconds": seconds,
+                                 "samples_per_s": rates[name][-1], "ms_per_step": ""})
+                    bar.write(f"  round {round_number} {name:28s} loss {losses[0]:.5f} -> {losses[-1]:.5f} in "
+                              f"{seconds:6.2f} s", file=sys.stdout)
+                    bar.update()
         print("samples per second (median over the rounds):")
         for name, found in rates.items():
             report(name, found, rates.get("numpy, this process"))
         if args.overhead:
-            print_overhead(args, clients)
+            rows += print_overhead(args, clients)
+    write_csv(rows, args.figures / "dask_cluster.csv")
 
 
-def print_overhead(args: argparse.Namespace, clients: dict[str, distributed.Client]) -> None:
+def print_overhead(args: argparse.Namespace, clients: dict[str, distributed.Client]) -> list[dict]:
     """Per-step time on 8 chunks of 1,000 rows, where the work is tiny: what each step costs a cluster
-    (scheduling its tasks, moving the weights and the reduced sums) beyond NumPy's own time for it."""
+    (scheduling its tasks, moving the weights and the reduced sums) beyond NumPy's own time for it; its
+    rows for the CSV table."""
     x, y = make_data(TINY_CHUNKS * TINY_ROWS, args.features, TINY_ROWS, seed=1)
     host = dask.compute(x, y)
     runs = {"numpy, this process": ("numpy", None, host), "dask, local threads": ("dask", None, (x, y)),
             **{name: ("dask", client, (x, y)) for name, client in clients.items()}}
     per_step: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
+    rows = []
+    for round_number in tqdm(range(1, args.rounds + 1), desc="overhead rounds", file=sys.stderr, dynamic_ncols=True):
         for name, (backend, client, (xs, ys)) in runs.items():
             per_step[name].append(fit_seconds(xs, ys, args, backend, client, TINY_STEPS)[0] / TINY_STEPS)
+            rows.append({"measure": "overhead", "round": round_number, "contender": name,
+                         "seconds": per_step[name][-1] * TINY_STEPS, "samples_per_s": "",
+                         "ms_per_step": 1e3 * per_step[name][-1]})
     floor = statistics.median(per_step["numpy, this process"])
     print(f"per-step time on {TINY_CHUNKS} chunks of {TINY_ROWS:,} rows ({TINY_STEPS} full-batch steps, median "
           f"over {args.rounds} rounds; overhead = the median beyond NumPy's):")
@@ -151,6 +169,7 @@ def print_overhead(args: argparse.Namespace, clients: dict[str, distributed.Clie
         median = statistics.median(found)
         print(f"  {name:28s} {1e3 * median:8.2f} ms/step  (range {1e3 * min(found):.2f} .. {1e3 * max(found):.2f})"
               f"  overhead {1e3 * (median - floor):8.2f} ms")
+    return rows
 
 
 if __name__ == "__main__":

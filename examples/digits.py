@@ -31,7 +31,7 @@ def load_split(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def main() -> None:
     options = parser(__doc__.splitlines()[0])
-    options.add_argument("--epochs", type=int, default=60)
+    options.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping may end sooner)")
     options.add_argument("--verbose", type=int, default=1, help="1: progress bar, 0: quiet")
     args = options.parse_args()
     data = load_split(seed=0)

@@ -20,7 +20,7 @@ TARGET = np.array([0.2])
 
 def main() -> None:
     options = parser(__doc__.splitlines()[0])
-    options.add_argument("--steps", type=int, default=80_000)
+    options.add_argument("--steps", type=int, default=80_000, help="per-sample steps (the tutorials took 80,000)")
     args = options.parse_args()
     for name, x in INPUTS.items():
         net = gdxp.Network([x.shape[0], 2, 1], activation="sigmoid", bias=False, init="uniform", seed=0,

@@ -18,7 +18,7 @@ TARGET = np.array([0.2])
 def main() -> None:
     options = parser(__doc__.splitlines()[0])
     options.add_argument("--hidden", type=int, nargs="+", default=[5, 8], help="hidden layer widths to train")
-    options.add_argument("--steps", type=int, default=80_000)
+    options.add_argument("--steps", type=int, default=80_000, help="per-sample steps (the tutorials took 80,000)")
     args = options.parse_args()
     for hidden in args.hidden:
         net = gdxp.Network([3, hidden, 1], activation="sigmoid", bias=False, init="uniform", seed=0,

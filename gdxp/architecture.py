@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import memory
+from . import display, memory
 from .activations import Activation, get_activation
 from .backprop import Layer, layers_for
 from .losses import Loss, get_loss
 
-__all__ = ["Architecture", "training_bytes", "weight_count", "weight_shapes"]
+__all__ = ["Architecture", "Summary", "training_bytes", "weight_count", "weight_shapes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,15 +62,12 @@ class Architecture:
         """Each layer's number of weights and biases."""
         return [n_in * n_out + (n_out if self.bias else 0) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
 
-    def summary(self, title: str) -> str:
+    def summary(self, title: str) -> Summary:
         """The layers, their shapes and activations, and the parameter count, one line a layer, under ``title``."""
-        lines = [title, f"{'layer':<7}{'shape':<14}{'activation':<13}{'parameters':>10}"]
         counts = self.parameter_counts()
-        for number, (activation, n_in, n_out, count) in enumerate(
-                zip(self.activations, self.sizes[:-1], self.sizes[1:], counts), 1):
-            lines.append(f"{number:<7}{f'{n_in} -> {n_out}':<14}{activation.name:<13}{count:>10,}")
-        lines.append(f"{'total':<34}{sum(counts):>10,}")
-        return "\n".join(lines)
+        rows = [(str(number), f"{n_in} -> {n_out}", activation.name, f"{count:,}") for number, (activation, n_in, n_out,
+                count) in enumerate(zip(self.activations, self.sizes[:-1], self.sizes[1:], counts), 1)]
+        return Summary(title, (*rows, ("total", "", "", f"{sum(counts):,}")))
 
     def key(self) -> tuple[Any, ...]:
         """What the math of this architecture is, for caches of compiled programs: the sizes, the bias and
@@ -85,6 +82,25 @@ class Architecture:
             shown = repr(hidden) if len(set(hidden)) > 1 else repr(hidden[0])
             return f"activation={shown}, output_activation={output!r}"
         return f"activation={output!r}"
+
+
+class Summary(str):
+    """:meth:`Architecture.summary`: the text (a ``str``, printed as it is), and a table in a notebook."""
+
+    HEADER = ("layer", "shape", "activation", "parameters")
+
+    def __new__(cls, title: str, rows: tuple[tuple[str, str, str, str], ...]) -> Summary:
+        lines = [title, f"{cls.HEADER[0]:<7}{cls.HEADER[1]:<14}{cls.HEADER[2]:<13}{cls.HEADER[3]:>10}"]
+        lines += [f"{number:<7}{shape:<14}{activation:<13}{count:>10}" for number, shape, activation, count in rows]
+        text = super().__new__(cls, "\n".join(lines))
+        text.title, text.rows = title, rows
+        return text
+
+    def __getnewargs__(self) -> tuple[str, tuple[tuple[str, str, str, str], ...]]:  # pickle and copy remake it
+        return self.title, self.rows
+
+    def _repr_html_(self) -> str:
+        return display.table(self.title, self.HEADER, self.rows)
 
 
 def weight_shapes(sizes: Sequence[int], bias: bool) -> list[tuple[int, ...]]:

@@ -31,6 +31,7 @@ DESCRIPTION = "gdxp: neural networks trained by backpropagation on any array lib
 DEMO_X = (0.1, 0.4, 4.1)
 DEMO_TARGET = 0.2
 DEMO_LEARNING_RATE = 0.001
+DASK_NOTE = "Dask schedules each one-sample step as a graph, 1-2 ms a step on a CPU"
 
 
 def info() -> None:
@@ -43,8 +44,9 @@ def info() -> None:
         print(f"  {status}")
 
 
-def demo(backend: str | None, epochs: int, hidden: int) -> None:
-    """Train the tutorial's network on its one example and show the loss falling."""
+def demo(backend: str | None, epochs: int, hidden: int, progress: bool = False) -> None:
+    """Train the tutorial's network on its one example and show the loss falling (with a progress bar on
+    stderr if ``progress``)."""
     net = Network([len(DEMO_X), hidden, 1], activation="sigmoid", bias=False, init="uniform", seed=0,
                   backend=backend)
     x, y = np.asarray(DEMO_X), np.asarray([DEMO_TARGET])
@@ -52,9 +54,12 @@ def demo(backend: str | None, epochs: int, hidden: int) -> None:
           "of the tutorials)")
     print(f"  x = {list(DEMO_X)}, target = {DEMO_TARGET}, squared error, learning rate {DEMO_LEARNING_RATE}")
     print(f"  backend {net.backend.name} on {net.backend.device_name}, {net.backend.dtype_name}")
+    if net.backend.name == "dask":
+        print(f"  {DASK_NOTE}: {epochs:,} steps take {'minutes' if epochs >= 30_000 else 'a while'}")
     print(f"  prediction before training: {_scalar(net, x):.6f}")
+    sys.stdout.flush()  # the lines above before the progress bar on stderr
     start = time.perf_counter()
-    history = net.fit(x, y, epochs=epochs, learning_rate=DEMO_LEARNING_RATE, batch_size=1, verbose=0)
+    history = net.fit(x, y, epochs=epochs, learning_rate=DEMO_LEARNING_RATE, batch_size=1, verbose=int(progress))
     net.backend.synchronize()
     seconds = time.perf_counter() - start
     for epoch in sorted({1, *range(max(1, epochs // 8), epochs + 1, max(1, epochs // 8)), epochs}):
@@ -77,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "info":
             info()
         else:
-            demo(args.backend, args.epochs, args.hidden)
+            demo(args.backend, args.epochs, args.hidden, progress=sys.stderr is not None and sys.stderr.isatty())
         sys.stdout.flush()  # a reader gone away, or a full disk, shows here, inside the try, not at exit
     except BrokenPipeError:
         # ``| head`` stopped reading: say nothing more. Python's docs advise pointing stdout at devnull,
@@ -114,9 +119,11 @@ def _parser() -> argparse.ArgumentParser:
                                     "is unavailable.")
     demo_parser = commands.add_parser("demo", help="train the tutorials' part-4 network and print the loss",
                                       description="Train the tutorials' part-4 network (3 inputs, hidden sigmoid "
-                                                  "neurons, 1 output) on its one example and print the loss.")
+                                                  "neurons, 1 output) on its one example and print the loss; a "
+                                                  "progress bar on stderr where it is a terminal.")
     demo_parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
-                             help="array library (default: $GDXP_BACKEND, else numpy)")
+                             help=f"array library (default: $GDXP_BACKEND, else numpy); dask takes minutes here: "
+                                  f"{DASK_NOTE}")
     demo_parser.add_argument("--epochs", type=_at_least_one, default=80_000, help="per-sample steps (default 80,000)")
     demo_parser.add_argument("--hidden", type=_at_least_one, default=5, help="hidden neurons (default 5)")
     return parser

@@ -14,17 +14,20 @@ from .runner import Model, Numbers
 from .state import TrainState, checkpoint
 from .steps import UpdateGuard, batches, make_step, scores
 
-__all__ = ["RUN_SECONDS", "EagerRunner"]
+__all__ = ["READ_EVERY", "RUN_SECONDS", "EagerRunner"]
 
 RUN_SECONDS = 0.1  # an eager run of epochs that no hook watches one by one reports about this often
+READ_EVERY = 32  # epochs of one step each whose losses a run reads from the device at once
 
 
 class EagerRunner:
     """Steps run one at a time. Where no hook needs each epoch as it ends (no callbacks, patience,
-    validation or recorded predictions), a run goes on for up to :data:`RUN_SECONDS`, reading each epoch's
-    loss as it ends and stopping at the first that is not finite; otherwise a run is one epoch. Where
-    updates change arrays in place, the states before the last two epochs are kept as copies, for a
-    divergence to fall back on."""
+    validation or recorded predictions), a run goes on for up to :data:`RUN_SECONDS` and stops at the first
+    epoch whose loss is not finite; otherwise a run is one epoch. The losses are read from the device once an
+    epoch, except where an epoch is a single step (one batch): then, as the compiled runner does, once every
+    :data:`READ_EVERY` epochs, and a read that finds a loss that is not finite replays the steps up to it.
+    The state before each read's first epoch is kept for the last two reads (a copy where updates change arrays
+    in place), and a state inside them is replayed from there."""
 
     compile_seconds = 0.0
 
@@ -34,16 +37,19 @@ class EagerRunner:
         self.inputs, self.targets, self.validation = inputs, targets, validation
         self.size = options.batch_size_for(inputs.shape[0])
         self._one_batch = self.size >= inputs.shape[0]
-        self.rng = model.shuffle_rng if options.shuffle and self.size < inputs.shape[0] else None
+        self.rng = model.shuffle_rng if options.shuffle and not self._one_batch else None
         self._copies, self._guard = guard is not None, guard
         self._make = lambda rate: make_step(model.backend, model.architecture, model.optimizer, rate,
                                             options.weight_decay, guard)
         self._fixed = None if options.schedule is not None else self._make(options.learning_rate)
         self._per_epoch = bool(watched or options.callbacks or options.patience is not None
                                or validation is not None or options.record_predictions)
-        # (epoch, the carry before it) for the last two epochs
+        # replaying a step needs no shuffled order: only epochs of one batch are read several at once
+        self._group = READ_EVERY if self._one_batch and not self._per_epoch else 1
+        # (epoch, the carry before it) where each of the last two reads began, and the last epoch run
         self._previous: tuple[int, tuple[Any, ...]] | None = None
         self._current: tuple[int, tuple[Any, ...]] | None = None
+        self._ran_to = 0
         self._trained: tuple[Any, ...] | None = None  # within an epoch, after its last completed step
         self._done: tuple[tuple[Any, ...], int] | None = None  # within a run, after its last completed epoch
         self._patience, self._first = model.state.patience, 0
@@ -52,30 +58,63 @@ class EagerRunner:
         return 1 if self._per_epoch else remaining
 
     def run(self, state: TrainState, epoch: int, count: int) -> tuple[TrainState, Numbers]:
-        xp, to_float, clock, isfinite = self.backend.parameters.xp, self.backend.to_float, time.perf_counter, \
-            math.isfinite
-        trained, losses = (state.weights, state.optimizer_state, state.steps), []
-        fixed, copies, guard, one_epoch = self._fixed, self._copies, self._guard, self._epoch
+        clock, one_epoch, fixed, group = time.perf_counter, self._epoch, self._fixed, self._group
+        trained, losses, pending = (state.weights, state.optimizer_state, state.steps), [], []
+        guard, last = self._guard, epoch + count - 1
         deadline = clock() + RUN_SECONDS
         self._patience, self._done, self._first = state.patience, None, epoch
-        for current in range(epoch, epoch + count):
-            if copies:  # the copy from two epochs back is no longer needed: it takes this one
-                spare = None if self._previous is None else self._previous[1]
-                self._previous, self._current = self._current, (current, _copied(xp, trained, spare))
-            else:
-                self._previous, self._current = self._current, (current, trained)
-            trained, value, prediction = one_epoch(trained, fixed or self._make(self.options.rate(current)))
-            self._done = trained, current
+        for current in range(epoch, last + 1):
+            if not pending:  # a read begins here
+                self._mark(current, trained)
+            trained, value, prediction = one_epoch(trained, fixed or self._step_for(current))
+            self._done, self._ran_to = (trained, current), current
             if guard is not None:
                 guard.deliver()
             if self._per_epoch:
                 ran = self._state(trained, current)
                 return ran, self._numbers(ran, value, prediction)
-            losses.append(to_float(value))
-            if not isfinite(losses[-1]) or clock() > deadline:
+            pending.append(value)
+            late = clock() > deadline
+            if len(pending) < group and current < last and not late:
+                continue
+            read = self._read(pending)
+            bad = next((i for i, loss in enumerate(read) if not math.isfinite(loss)), None)
+            losses += read if bad is None else read[:bad + 1]
+            if bad is not None and bad < len(read) - 1:  # past it: the run ends where that loss came
+                self._ran_to = current - len(read) + bad + 1
+                trained = self._replayed(self._current, self._ran_to + 1)
+            if bad is not None or late:
                 break
+            pending = []
         self._done = None
         return self._state(trained, epoch + len(losses) - 1), Numbers(np.array(losses), None, None)
+
+    def _step_for(self, epoch: int) -> Any:
+        return self._fixed or self._make(self.options.rate(epoch))
+
+    def _mark(self, epoch: int, trained: tuple[Any, ...]) -> None:
+        """Keep the carry before ``epoch``, where a read begins (written into the one kept two reads back)."""
+        if self._copies:
+            spare = None if self._previous is None else self._previous[1]
+            trained = _copied(self.backend.parameters.xp, trained, spare)
+        self._previous, self._current = self._current, (epoch, trained)
+
+    def _read(self, pending: list[Array]) -> list[float]:
+        """The losses of the epochs since the last read: one read from the device."""
+        held = self.backend.parameters
+        return held.to_numpy(held.xp.stack(pending)).astype(np.float64).tolist()
+
+    def _replayed(self, mark: tuple[int, tuple[Any, ...]], epoch: int) -> tuple[Any, ...]:
+        """The carry before ``epoch``: the steps from ``mark`` run again (the same steps on the same batch, so
+        the same numbers), on a copy where updates change arrays in place, so that the mark stays as it was."""
+        first, trained = mark
+        if epoch > first and self._copies:
+            trained = _copied(self.backend.parameters.xp, trained, None)
+        for replayed in range(first, epoch):
+            trained = self._epoch(trained, self._step_for(replayed))[0]
+            if self._guard is not None:
+                self._guard.deliver()
+        return trained
 
     def _epoch(self, trained: tuple[Any, ...], step: Any) -> tuple[tuple[Any, ...], Array, Array]:
         """One epoch's steps; its mean loss over the samples, each batch's taken before its update."""
@@ -98,29 +137,31 @@ class EagerRunner:
         return TrainState(*trained, epoch, self._patience)
 
     def _numbers(self, ran: TrainState, value: Array, prediction: Array) -> Numbers:
-        backend = self.backend
-        reported = [value]
+        """An epoch's numbers: the loss and the validation scores in one read, the prediction where recorded."""
+        held = self.backend.parameters
+        scored = [held.xp.reshape(value, (1,))]
         if self.validation is not None:
-            reported.append(scores(backend, self.architecture, ran.weights, self.validation))
+            scored.append(scores(self.backend, self.architecture, ran.weights, self.validation))
+        values = held.to_numpy(held.xp.concat(scored) if len(scored) > 1 else scored[0]).astype(np.float64)
+        recorded = None
         if self.options.record_predictions:
-            reported.append(prediction)
-        values = [backend.to_numpy(a).reshape(-1) for a in reported]  # the first read waits, the rest copy
-        return Numbers(values[0][:1].astype(np.float64),
-                       values[1][None, :].astype(np.float64) if self.validation is not None else None,
-                       values[-1].reshape((1, *prediction.shape)) if self.options.record_predictions else None)
+            recorded = self.backend.to_numpy(prediction).reshape((1, *prediction.shape))
+        return Numbers(values[:1], values[None, 1:] if self.validation is not None else None, recorded)
 
     def before(self, epoch: int) -> TrainState | None:
-        for kept in (self._current, self._previous):
-            if kept is not None and kept[0] == epoch:
-                return self._state(kept[1], epoch - 1)
+        for mark, last in ((self._current, self._ran_to),
+                           (self._previous, None if self._current is None else self._current[0] - 1)):
+            if mark is not None and mark[0] <= epoch <= last:
+                return self._state(self._replayed(mark, epoch), epoch - 1)
         return None
 
     def rewind(self, count: int) -> TrainState:
-        """Only the start of a run's last epoch is kept (where it diverged, or where a hook stopped a run of one)."""
-        current, carried = self._current
-        if current != self._first + count:
-            raise ValueError(f"an eager run keeps the state before its last epoch, not after epoch {count} of it")
-        return self._state(carried, current - 1)
+        """The state before epoch ``count`` of the last run, where it lies in the last two reads (where the run
+        diverged, or where a hook stopped a run of one)."""
+        state = self.before(self._first + count)
+        if state is None:
+            raise ValueError(f"an eager run keeps the states of its last two reads, not after epoch {count} of it")
+        return state
 
     def keep(self, count: int, state: TrainState) -> TrainState:
         return checkpoint(self.backend.parameters.xp, state) if self._copies else state

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from . import display
+
 __all__ = ["History"]
 
 PLOT_EXTRA = "pip install 'gdxp[plot]' (or pip install matplotlib)"
@@ -26,6 +28,7 @@ class History:
     first; a stop restores its weights). ``stopped_early``: whether patience or a callback ended the run
     before ``epochs``. ``compile_seconds``: on a backend that compiles training
     (JAX), the time this fit spent compiling (0 when an earlier fit had compiled the same program).
+    Printed, a few lines of what the run came to; in a notebook, the same as a table.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -40,6 +43,31 @@ class History:
     def epochs(self) -> int:
         """How many epochs ran."""
         return len(self.loss)
+
+    def outline(self) -> list[tuple[str, str]]:
+        """What the run came to, as (what, value) pairs: epochs, the loss first and last and at its least,
+        the validation scores, the best epoch, an early stop, compiling."""
+        if not self.loss:
+            return [("epochs", "0")]
+        least = int(np.argmin(self.loss))
+        rows = [("epochs", f"{self.epochs:,}" + (" (stopped early)" if self.stopped_early else "")),
+                ("loss", f"{self.loss[0]:.6g} -> {self.loss[-1]:.6g}"),
+                ("least loss", f"{self.loss[least]:.6g} at epoch {least + 1:,} of this run")]
+        if self.val_loss:
+            rows.append(("validation loss", f"{self.val_loss[0]:.6g} -> {self.val_loss[-1]:.6g}"))
+        if self.val_accuracy:
+            rows.append(("validation accuracy", f"{self.val_accuracy[0]:.4g} -> {self.val_accuracy[-1]:.4g}"))
+        if self.best_epoch is not None:
+            rows.append(("best epoch", f"{self.best_epoch:,}"))
+        if self.compile_seconds:
+            rows.append(("compiling", f"{self.compile_seconds:.2f} s"))
+        return rows
+
+    def __str__(self) -> str:
+        return "\n".join(["History"] + [f"  {what + ':':<21}{value}" for what, value in self.outline()])
+
+    def _repr_html_(self) -> str:
+        return display.table("History of a training run (.plot() draws it)", ("", ""), self.outline())
 
     def plot(self, path: str | Path | None = None) -> Any:
         """Draw the loss per epoch (and validation loss), plus the prediction per epoch when recorded.

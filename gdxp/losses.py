@@ -48,7 +48,8 @@ class Loss:
     ``value_and_gradient`` computes the two together; a loss whose two share work (``p - t``) gives
     its own, otherwise it is the two calls one after the other. ``outputs`` names the output
     activations whose values the loss is defined on (empty: any), the first being the fused one to
-    suggest; ``target_range`` says which targets it is defined on (None: any).
+    suggest; ``target_range`` says which targets it is defined on (None: any); ``instead`` names, for an
+    output activation this loss refuses, the loss that belongs to it.
     """
 
     name: str
@@ -58,6 +59,7 @@ class Loss:
     value_and_gradient: Callable[[Namespace, Array, Array], tuple[Array, Array]] | None = None
     outputs: tuple[str, ...] = ()
     target_range: TargetRange | None = None
+    instead: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.value_and_gradient is None:
@@ -70,6 +72,10 @@ class Loss:
     def check_output(self, activation: str) -> None:
         """Refuse an output activation whose values lie outside this loss's domain: clipped into it, the
         loss would train on a gradient that is not its own."""
+        if activation in self.instead:
+            raise ValueError(f"loss {self.name!r} does not fit a {activation!r} output: use "
+                             f"loss={self.instead[activation]!r}, the {activation}'s loss, or "
+                             f"output_activation={self.outputs[0]!r} with {self.name!r}")
         if self.outputs and activation not in self.outputs:
             raise ValueError(f"loss {self.name!r} takes probabilities, which a {activation!r} output does not "
                              f"give: use output_activation={self.outputs[0]!r}")
@@ -197,7 +203,8 @@ LOSSES: dict[str, Loss] = {
     "cross_entropy": Loss(
         "cross_entropy", cross_entropy, cross_entropy_gradient,
         {"softmax": FusedOutput(cross_entropy_from_sop, softmax_cross_entropy_delta)},
-        outputs=("softmax", "sigmoid"), target_range=DISTRIBUTIONS),
+        # -sum t log p over sigmoid outputs, which need not sum to 1, is least with every output at 1
+        outputs=("softmax",), target_range=DISTRIBUTIONS, instead={"sigmoid": "binary_cross_entropy"}),
 }
 
 

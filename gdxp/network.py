@@ -106,13 +106,8 @@ class Network:
             raise TypeError(f"weights must be a list of {len(shapes)} arrays, got {type(weights).__name__}")
         if len(weights) != len(shapes):
             raise ValueError(f"expected {len(shapes)} weight arrays with shapes {shapes}, got {len(weights)}")
-        held = self.backend.parameters
         with self.backend.activate():
-            arrays = [validation.as_weight(held, w, index) for index, w in enumerate(weights)]
-            for index, (arr, shape) in enumerate(zip(arrays, shapes)):
-                if tuple(arr.shape) != shape:
-                    raise ValueError(f"weight array {index} must have shape {shape}, got {tuple(arr.shape)}")
-                validation.check_finite(held, arr, f"weight array {index}")
+            arrays = validation.as_weights(self.backend.parameters, weights, shapes)
         self.state = self.state._replace(weights=arrays)
 
     def copy(self, *, backend: str | None = None, device: Any = None, dtype: Any = None) -> Network:

@@ -185,6 +185,6 @@ def surely_finite_loss(backend: Backend, architecture: Architecture, weights: Se
 
 
 def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:
-    """Whether every weight is a number (one read from the device per array)."""
+    """Whether every weight is a number (one read from the device for all of them)."""
     held = backend.parameters
-    return all(bool(held.to_numpy(held.xp.all(held.xp.isfinite(w)))) for w in weights)
+    return bool(np.all(held.to_numpy(held.xp.stack([held.xp.all(held.xp.isfinite(w)) for w in weights]))))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import backprop
+from . import backprop, display
 from ._typing import Array
 from .architecture import Architecture
 from .backend import Backend
@@ -35,15 +35,19 @@ class TraceStep:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.value.shape)
 
+    def values(self) -> str:
+        """The value as printed: six digits, long arrays summarized."""
+        return np.array2string(self.value, precision=6, max_line_width=100, threshold=60)
+
     def __str__(self) -> str:
-        values = np.array2string(self.value, precision=6, max_line_width=100, threshold=60)
-        values = "\n".join("      " + line for line in values.splitlines())
+        values = "\n".join("      " + line for line in self.values().splitlines())
         return f"    {self.name:<16} shape {str(self.shape):<9} {self.meaning}\n{values}"
 
 
 @dataclass(frozen=True)
 class Trace:
-    """All steps of one pass in order; index by position or by name (``trace["grad_W1"].value``)."""
+    """All steps of one pass in order; index by position or by name (``trace["grad_W1"].value``). Printed, the
+    steps one after the other; in a notebook, a table."""
 
     network: str
     steps: tuple[TraceStep, ...]
@@ -74,6 +78,12 @@ class Trace:
                 lines.append(f"  {phase} pass")
             lines.append(str(step))
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return display.table(f"One forward and backward pass of {self.network}",
+                             ("pass", "name", "shape", "meaning", "value"),
+                             ((step.phase, step.name, step.shape, step.meaning, step.values()) for step in self.steps),
+                             preformatted=(4,))
 
 
 # What each term the engine records is called and means, in the tutorials' words. {n} is the number of

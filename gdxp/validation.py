@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from .architecture import Architecture
 from .backend import Backend, host_array
 from .losses import TargetRange
 
-__all__ = ["as_batch", "as_inputs", "as_pair", "as_targets", "as_weight", "batch_in_place", "check_finite",
+__all__ = ["as_batch", "as_inputs", "as_pair", "as_targets", "as_weights", "batch_in_place", "check_finite",
            "check_flag", "check_positive_number", "check_whole_number"]
 
 
@@ -42,12 +43,30 @@ def batch_in_place(backend: Backend, architecture: Architecture, x: Any, y: Any)
     return None
 
 
-def as_weight(backend: Backend, weight: Any, index: int) -> Array:
-    """A copy of weight array number ``index`` on the backend's device; errors say which one it was."""
-    try:
-        return backend.asarray(weight, copy=True)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"weight array {index}: {err}") from None
+def as_weights(backend: Backend, weights: Sequence[Any], shapes: Sequence[tuple[int, ...]]) -> list[Array]:
+    """Copies of ``weights`` on the backend's device, each checked to have its shape in ``shapes`` and to hold
+    finite numbers: host data on the host, arrays of a library with one read from the device for all of them.
+    Errors say which weight array it was."""
+    arrays, hosts = [], []
+    for index, weight in enumerate(weights):
+        try:
+            host = host_array(weight, backend.dtype_name)
+            arrays.append(backend.asarray(weight if host is None else host, copy=True))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"weight array {index}: {err}") from None
+        hosts.append(host)
+    xp, on_device = backend.xp, [arr for arr, host in zip(arrays, hosts) if host is None]
+    finite = iter(backend.to_numpy(xp.stack([xp.all(xp.isfinite(arr)) for arr in on_device])) if on_device else ())
+    for index, (arr, host, shape) in enumerate(zip(arrays, hosts, shapes)):
+        if tuple(arr.shape) != shape:
+            raise ValueError(f"weight array {index} must have shape {shape}, got {tuple(arr.shape)}")
+        if host is None and not next(finite):
+            check_finite(backend, arr, f"weight array {index}")
+        if host is not None and not np.all(np.isfinite(host)):
+            not_finite = ~np.isfinite(host)
+            _raise_not_finite(f"weight array {index}", int(np.count_nonzero(not_finite)),
+                              np.unravel_index(np.argmax(not_finite), host.shape))
+    return arrays
 
 
 def as_pair(validation_data: Any) -> tuple[Any, Any]:

@@ -6,9 +6,11 @@ A plain module, imported as ``from helpers import ...`` (pytest puts ``tests/`` 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
+import re
 import warnings
 
 import array_api_compat
@@ -29,7 +31,9 @@ __all__ = [
     "make_problem",
     "no_numpy_warnings",
     "on_device",
+    "required",
     "running_on",
+    "skip_summary",
     "tolerance",
 ]
 
@@ -59,21 +63,33 @@ def backend_combinations():
     yield pytest.param(("cupy", None, "float32"), id="cupy-float32", marks=pytest.mark.gpu)
     yield pytest.param(("cupy", None, "float64"), id="cupy-float64", marks=pytest.mark.gpu)
     yield pytest.param(("torch", "cuda", "float32"), id="torch-cuda-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("torch", "cuda", "float64"), id="torch-cuda-float64", marks=pytest.mark.gpu)
     yield pytest.param(("jax", "gpu:0", "float32"), id="jax-gpu-float32", marks=pytest.mark.gpu)
+    yield pytest.param(("jax", "gpu:0", "float64"), id="jax-gpu-float64", marks=pytest.mark.gpu)
 
 
-# CI names the libraries it installed here, so that a broken install fails instead of skipping
+# CI names the libraries it installed here, so that a broken install fails instead of skipping; a GPU run names
+# the GPU devices too ("cupy,torch:cuda,jax:gpu"), so that a library that runs only on the CPU fails as well
 REQUIRED_BACKENDS = {name for name in os.environ.get("GDXP_REQUIRE_BACKENDS", "").split(",") if name}
+
+
+def required(name: str, device=None) -> bool:
+    """Whether GDXP_REQUIRE_BACKENDS requires backend ``name`` (named alone or with a device), or with a
+    ``device``, that device's platform of it (``torch:cuda`` for ``"cuda:0"``, ``jax:gpu`` for ``"gpu:0"``)."""
+    if device is not None:
+        return f"{name}:{str(device).split(':')[0]}" in REQUIRED_BACKENDS
+    return any(entry == name or entry.startswith(f"{name}:") for entry in REQUIRED_BACKENDS)
 
 
 def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
     """The backend, or a skip that says why it cannot run here (a failure for a required backend).
 
-    A device this machine lacks (a GPU) is a skip too: the library runs, but not there.
+    A device this machine lacks (a GPU) is a skip too: the library runs, but not there (a failure where that
+    device is required).
     """
     status = _status(name)
     if not status.usable:
-        if name in REQUIRED_BACKENDS:
+        if required(name):
             pytest.fail(f"{name} is required here (GDXP_REQUIRE_BACKENDS) but unavailable: {status.reason}")
         pytest.skip(f"{name} unavailable: {status.reason}")
     try:
@@ -81,6 +97,9 @@ def make_backend(name: str, device, dtype: str) -> gdxp.Backend:
     except ValueError as err:
         if device is None or any(str(device).split(":")[0] in found for found in status.devices):
             raise
+        if required(name, device):
+            pytest.fail(f"{name} on {device!r} is required here (GDXP_REQUIRE_BACKENDS) but there is no such "
+                        f"device: {err}")
         pytest.skip(f"{name} has no device {device!r} here: {err}")
 
 
@@ -173,3 +192,35 @@ def adam_tolerance(steps: int, learning_rate: float, epsilon: float = 1e-8) -> d
     terms at most) move the weight by up to ``learning_rate * 1e-14 / epsilon`` more (SGD: 1e-14 of it)."""
     return {"rtol": 1e-12, "atol": 1e-12 + steps * learning_rate * 1e-14 / epsilon}
 
+_SKIPS = (  # a skip's reason -> what was skipped, and why or how to run it
+    (re.compile(r"(\w+) unavailable: (.*)"), "{0}", "{1}"),
+    (re.compile(r"(\w+) has no device '([^']+)' here"), "{0} on {1}",
+     "no such device here: on a GPU, with {0}'s GPU build, python -m pytest -m gpu"),
+    (re.compile(r"could not import '([^']+)'.*"), "tests needing {0}", "not installed: pip install -e '.[test]'"),
+    (re.compile(r"(\w+) is not installed: (.*)"), "{0}", "not installed ({1})"),  # scikit-learn's own checks
+)
+
+
+def skip_summary(reasons: list[str]) -> list[str]:
+    """Lines saying which backends (and libraries) the skipped tests needed, how many each, and why they
+    could not run or how to install them (the reason most of them gave); the other skips counted in one line.
+    Nothing when nothing skipped."""
+    if not reasons:
+        return []
+    why_by_what: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for reason in reasons:
+        reason = reason.removeprefix("Skipped: ")
+        for pattern, what, why in _SKIPS:
+            found = pattern.match(reason)
+            if found:
+                why_by_what[what.format(*found.groups())][why.format(*found.groups())] += 1
+                break
+        else:
+            why_by_what["other reasons (pytest -rs lists them)"][""] += 1
+    counts = {what: sum(whys.values()) for what, whys in why_by_what.items()}
+    width = max(map(len, counts))
+    lines = [f"{len(reasons)} tests skipped, needing:"]
+    for what, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        why = why_by_what[what].most_common(1)[0][0]
+        lines.append(f"  {what:<{width}} {count:>6} tests" + (f"  {why}" if why else ""))
+    return lines

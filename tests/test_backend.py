@@ -10,6 +10,8 @@ import pytest
 from helpers import host
 
 import gdxp
+from gdxp.backend.base import import_library
+from gdxp.backend.cupy import CupyBackend, cuda_device_id
 
 
 def test_default_backend_is_numpy_float64(monkeypatch):
@@ -119,7 +121,9 @@ def test_uniform_matches_numpy_random_rand_layout():
 
 def test_zeros_and_synchronize(backend):
     np.testing.assert_array_equal(host(backend, backend.zeros((2, 3))), np.zeros((2, 3)))
+    made = backend.zeros((2, 3))
     backend.synchronize()  # returns once queued work is done; a no-op on the CPU
+    backend.synchronize(made)  # once these arrays are computed (JAX waits per array)
     assert backend.to_float(backend.asarray(2.5)) == 2.5
 
 
@@ -142,27 +146,35 @@ def test_cupy_not_installed_says_how_to_install(monkeypatch):
         gdxp.get_backend("cupy")
 
 
-def _fake_cupy(device_count=None, kernel_error=None):
-    """A stand-in for CuPy that counts devices (or fails to) and fails its first kernel like a driver-only install."""
+def _fake_cupy(device_count=None, kernel_error=None, count_error="cudaErrorNoDevice: no CUDA-capable device is "
+               "detected", probes=None):
+    """A stand-in for CuPy that counts devices (or fails to, with ``count_error``) and fails its first kernel like
+    a driver-only install (or, without ``kernel_error``, runs it, appending to ``probes``)."""
     def count():
         if device_count is None:
-            raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+            raise RuntimeError(count_error)
         return device_count
 
     def ones(*args, **kwargs):
-        raise kernel_error
+        if kernel_error is not None:
+            raise kernel_error
+        probes.append(args)
+        return np.ones(*args)
 
-    runtime = types.SimpleNamespace(getDeviceCount=count)
-    return types.SimpleNamespace(is_available=lambda: True, cuda=types.SimpleNamespace(runtime=runtime), ones=ones,
-                                 float32="float32")
+    device = lambda: types.SimpleNamespace(id=0, synchronize=lambda: None)  # noqa: E731
+    runtime = types.SimpleNamespace(getDeviceCount=count, getDeviceProperties=lambda i: {"name": b"Fake GPU"})
+    return types.SimpleNamespace(is_available=lambda: True, cuda=types.SimpleNamespace(runtime=runtime, Device=device),
+                                 ones=ones, exp=np.exp, float32="float32")
 
 
-def test_cupy_without_a_gpu_says_why(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+@pytest.mark.parametrize("error", ["cudaErrorNoDevice: no CUDA-capable device is detected",
+                                   "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA "
+                                   "runtime version"])
+def test_cupy_without_a_gpu_or_a_driver_says_so_rather_than_how_to_install_it(monkeypatch, error):
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(count_error=error))
     status = gdxp.available_backends()["cupy"]
-    assert status.reason == ("CuPy is installed but cannot compute on the GPU (cudaErrorNoDevice: no CUDA-capable "
-                             "device is detected); install CuPy with its CUDA libraries: "
-                             "pip install 'gdxp[cuda12]' (or 'gdxp[cuda13]' for CUDA 13)")
+    assert status.reason == ("CuPy is installed but found no NVIDIA GPU with a driver that runs it here: no GPU, "
+                             f"no NVIDIA driver, or one too old ({error})")
     assert str(status) == f"cupy: unavailable ({status.reason})"
 
 
@@ -172,8 +184,54 @@ def test_cupy_that_counts_a_gpu_but_cannot_compute_is_unusable(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(device_count=1, kernel_error=missing))
     status = gdxp.available_backends()["cupy"]
     assert not status.usable and "cannot compute on the GPU (CuPy failed to load libnvrtc.so.12" in status.reason
+    assert status.reason.endswith("install CuPy with its CUDA libraries: pip install 'gdxp[cuda12]' (or "
+                                  "'gdxp[cuda13]' for CUDA 13)")
     with pytest.raises(gdxp.BackendUnavailableError, match="libnvrtc"):
         gdxp.get_backend("cupy")
+
+
+def test_cupy_is_probed_once_a_process(monkeypatch):
+    probes = []
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(device_count=2, probes=probes))
+    for _ in range(3):
+        assert CupyBackend.devices() == ("cuda:0 (Fake GPU)", "cuda:1 (Fake GPU)")
+    assert len(probes) == 1
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(device_count=1, probes=probes))  # another CuPy: probed
+    CupyBackend.devices()
+    assert len(probes) == 2
+
+
+@pytest.mark.parametrize(("device", "expected"), [(None, 1), ("cuda", 1), ("cuda:0", 0), ("cuda:2", 2), (2, 2),
+                                                  ("2", 2)])
+def test_cupy_takes_torchs_device_spellings(device, expected):
+    assert cuda_device_id(device, current=1, count=3) == expected
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "cuda:3", -1, 1.0, True, object()])
+def test_cupy_refuses_other_device_spellings(device):
+    with pytest.raises(ValueError, match=r"a cupy device is an id"):
+        cuda_device_id(device, current=0, count=3)
+
+
+def test_a_warning_while_importing_a_library_does_not_make_it_unavailable(tmp_path, monkeypatch):
+    """Under ``filterwarnings = error`` (the tests' setting) a warning a library gives on import would raise:
+    the library would look broken and its tests would skip."""
+    (tmp_path / "gdxp_warns_on_import.py").write_text("import warnings\nwarnings.warn('old', DeprecationWarning)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "gdxp_warns_on_import", raising=False)
+    library = types.SimpleNamespace(module="gdxp_warns_on_import", library="Warner", install="pip install warner")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("error")
+        assert import_library(library).__name__ == "gdxp_warns_on_import"
+    assert [str(w.message) for w in caught] == ["old"]
+
+
+def test_a_library_that_fails_to_import_is_unavailable_with_its_words(tmp_path, monkeypatch):
+    (tmp_path / "gdxp_broken_library.py").write_text("raise OSError('libcudart.so.12: cannot open')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    library = types.SimpleNamespace(module="gdxp_broken_library", library="Broken", install="pip install broken")
+    with pytest.raises(gdxp.BackendUnavailableError, match=r"^Broken is installed but failed to import: libcudart"):
+        import_library(library)
 
 
 def test_importing_gdxp_imports_no_array_library_but_numpy():

@@ -109,6 +109,25 @@ def test_a_reader_gone_away_ends_info_quietly():
     assert (status, err) == (1, "")
 
 
+def test_the_demo_shows_progress_on_stderr_when_asked(capsys):
+    from gdxp.cli import demo
+
+    demo("numpy", 50, 5, progress=True)
+    out, err = capsys.readouterr()
+    assert "50/50 [" in err and "loss=" in err  # tqdm's bar, with the loss
+    assert "prediction after 50 steps" in out and "50/50" not in out
+
+
+@pytest.mark.slow  # Dask: seconds
+def test_the_demo_says_dask_takes_minutes_before_it_starts():
+    pytest.importorskip("dask")
+    assert "dask takes minutes here: Dask schedules each" in " ".join(_run("demo", "--help").split())
+    out = _run("demo", "--backend", "dask", "--epochs", "5")
+    lines = out.splitlines()
+    note = "  Dask schedules each one-sample step as a graph, 1-2 ms a step on a CPU: 5 steps take a while"
+    assert note in lines and lines.index(note) < next(i for i, line in enumerate(lines) if "before training" in line)
+
+
 # -- the contract holds for every way a run can fail (issue 19, item 8) -------------------------------------------
 
 

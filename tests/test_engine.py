@@ -11,13 +11,14 @@ import contextlib
 import math
 import signal
 import threading
+import warnings
 
 import numpy as np
 import pytest
 from helpers import assert_same_weights, fit_tolerance, make_problem
 
 import gdxp
-from gdxp import compiled, validation
+from gdxp import compiled, eager, validation
 from gdxp.activations import ACTIVATIONS, Activation
 from gdxp.losses import LOSSES, Loss
 from gdxp.optimizers import Adam
@@ -353,3 +354,94 @@ def test_verbose_takes_true_and_false():
     net = gdxp.Network([3, 2], seed=0)
     assert net.fit(x, y, epochs=1, learning_rate=0.1, verbose=False).epochs == 1
     assert FitOptions(epochs=1, learning_rate=0.1, verbose=True).verbose == 1
+
+
+# -- issue 21, item 8: waiting for the device (each read of a device array is a wait on a GPU) -----------------
+
+def counted_reads(monkeypatch, backend: gdxp.Backend) -> list[tuple[int, ...]]:
+    """Every read ``backend.to_numpy`` makes from now on, by the shape it read (a test double for a GPU's waits)."""
+    reads, to_numpy = [], backend.to_numpy
+    monkeypatch.setattr(backend, "to_numpy", lambda arr: reads.append(tuple(arr.shape)) or to_numpy(arr))
+    monkeypatch.setattr(backend, "synchronize", lambda *arrays: reads.append(("synchronize",)))
+    return reads
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])  # new arrays each step; in place (kept as copies)
+@pytest.mark.parametrize("diverges_at", [5, 32, 33, 40])  # inside the first read, its last, the next's first, inside
+def test_epochs_of_one_step_read_in_runs_diverge_exactly_as_when_read_one_by_one(backend, monkeypatch, optimizer,
+                                                                                diverges_at):
+    if backend.compiler is not None:
+        pytest.skip("fit runs compiled here")
+    monkeypatch.setattr(eager, "RUN_SECONDS", math.inf)  # one run: the reads alone decide where it stops
+    x, y = make_problem(6)
+    settings = {"epochs": 100, "learning_rate": 1.0, "optimizer": optimizer, "verbose": 0,
+                "learning_rate_schedule": lambda epoch: 1e-5 if epoch < diverges_at - 4 else 3.0}
+    outcomes = []
+    for read_every in (1, eager.READ_EVERY):
+        monkeypatch.setattr(eager, "READ_EVERY", read_every)
+        net = gdxp.Network([3, 4, 2], activation="identity", seed=8, backend=backend)
+        with pytest.raises(gdxp.TrainingDiverged) as caught, warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own overflow warnings on the way up
+            net.fit(x, y * 1e3, **settings)
+        state = [backend.parameters.to_numpy(a) for slot in net.state.optimizer_state for a in slot]
+        outcomes.append((caught.value.epoch, caught.value.history.loss, net.get_weights(), state, net.state.steps))
+    (epoch, losses, weights, state, steps), (epoch_read, losses_read, weights_read, state_read, steps_read) = outcomes
+    assert epoch_read == epoch > 2 and steps_read == steps and losses_read == losses
+    for mine, theirs in zip([*weights_read, *state_read], [*weights, *state], strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_epochs_of_one_step_wait_for_the_device_once_a_run_of_them(monkeypatch):
+    monkeypatch.setattr(eager, "RUN_SECONDS", math.inf)
+    backend = gdxp.get_backend("numpy")
+    reads = counted_reads(monkeypatch, backend)
+    counts = []
+    for epochs in (eager.READ_EVERY, 10 * eager.READ_EVERY):
+        net = gdxp.Network([3, 5, 1], bias=False, init="uniform", seed=0, backend=backend)
+        reads.clear()
+        net.fit([[0.1, 0.4, 4.1]], [[0.2]], epochs=epochs, learning_rate=0.5, batch_size=1, verbose=0)
+        counts.append(len(reads))
+    assert counts[1] - counts[0] == 9  # one read a run of READ_EVERY epochs (it was one an epoch)
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_an_epoch_a_hook_watches_waits_for_the_device_once_per_kind_of_number(monkeypatch, watched):
+    """The loss and the validation scores in one read; the weights' finiteness, for a callback, in one more."""
+    backend = gdxp.get_backend("numpy")
+    reads = counted_reads(monkeypatch, backend)
+    x, y = make_problem(8)
+    extra = {"callbacks": [lambda epoch, history: None]} if watched else {"validation_data": (x, y)}
+    counts = []
+    for epochs in (5, 10):
+        net = gdxp.Network([3, 4, 2], seed=0, backend=backend)
+        reads.clear()
+        net.fit(x, y, epochs=epochs, learning_rate=0.1, verbose=0, **extra)
+        counts.append(len(reads))
+    assert counts[1] - counts[0] == 5 * (2 if watched else 1)
+
+
+def test_set_weights_scans_host_data_on_the_host_and_device_arrays_in_one_read(monkeypatch):
+    torch = pytest.importorskip("torch")
+    backend = gdxp.get_backend("torch", dtype="float64")
+    net = gdxp.Network([3, 4, 2], seed=0, backend=backend)
+    given = net.get_weights()
+    reads = counted_reads(monkeypatch, backend)
+    net.set_weights(given)
+    assert reads == []
+    net.set_weights([torch.asarray(w) for w in given])
+    assert reads == [(4,)]  # the four arrays' flags together
+    with pytest.raises(ValueError, match=r"weight array 1 must hold finite numbers, got 1 NaN .* index \(2,\)"):
+        net.set_weights([given[0], np.array([0.0, 0.0, np.nan, 0.0]), *given[2:]])
+    with pytest.raises(ValueError, match=r"weight array 3 must hold finite numbers, got 2 NaN .* index \(0,\)"):
+        net.set_weights([torch.asarray(w) for w in given[:3]] + [torch.asarray([np.inf, np.nan])])
+
+
+def test_a_step_on_arrays_in_place_never_waits_for_the_device(monkeypatch):
+    backend = gdxp.get_backend("numpy")
+    net = gdxp.Network([3, 4, 2], seed=0, backend=backend)
+    inputs, targets = (backend.asarray(a) for a in make_problem(5))
+    reads = counted_reads(monkeypatch, backend)
+    net.step(inputs, targets, learning_rate=0.1)
+    net.step(inputs, targets, learning_rate=0.1, return_loss=True)
+    net.predict(inputs)
+    assert reads == []

@@ -6,6 +6,7 @@ what the parameters promise, with numbers; array-API inputs give what NumPy give
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pickle
 import subprocess
@@ -49,7 +50,21 @@ def wine(labels=("barolo", "grignolino", "barbera")):
 @parametrize_with_checks([MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100),
                           MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100)])
 def test_scikit_learns_estimator_checks(estimator, check, array_api):
+    skip_where_torch_lacks_the_device(check)
     check(estimator)
+
+
+def skip_where_torch_lacks_the_device(check) -> None:
+    """Skip, with the reason, a check that puts torch arrays on a device torch cannot use here. scikit-learn
+    runs its torch "cuda" checks wherever torch was built with CUDA, a driver or not: a CUDA build of torch on a
+    machine without a (recent enough) driver would fail them."""
+    arguments = getattr(check, "keywords", {})
+    asked = {arguments.get("device_name")} if arguments.get("array_namespace") == "torch" else set()
+    asked |= {where.device for where in arguments.values() if getattr(where, "xp", None) == "torch"}
+    usable = {label.split(":")[0].split(" ")[0] for label in gdxp.backend_status("torch").devices} if asked else ()
+    for device in asked - {None, "cpu"}:
+        if device not in usable:
+            pytest.skip(f"torch has no device {device!r} here (its devices: {', '.join(sorted(usable))})")
 
 
 def test_importing_gdxp_imports_no_scikit_learn():
@@ -286,3 +301,25 @@ if __name__ == "__main__":
     print("data set   gdxp    sklearn   gdxp s  sklearn s")
     for data, (ours, theirs, our_seconds, their_seconds) in compare_with_sklearn().items():
         print(f"{data:<9} {ours:.4f}   {theirs:.4f}   {our_seconds:.3f}   {their_seconds:.3f}")
+
+
+def test_checks_on_a_torch_device_that_cannot_run_skip_with_the_reason(monkeypatch):
+    # a CUDA build of torch where the driver is missing or too old: CUDA claims to be there, every query fails
+    torch = pytest.importorskip("torch")
+
+    def driver_too_old(*args, **kwargs):
+        raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", driver_too_old)
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    assert gdxp.backend_status("torch").devices == ("cpu",)  # the CPU still usable, no error
+    from sklearn.utils.estimator_checks import check_array_api_input
+
+    on_cuda = functools.partial(check_array_api_input, array_namespace="torch", device_name="cuda",
+                                dtype_name="float32")
+    with pytest.raises(pytest.skip.Exception, match=r"torch has no device 'cuda' here \(its devices: cpu\)"):
+        skip_where_torch_lacks_the_device(on_cuda)
+    skip_where_torch_lacks_the_device(functools.partial(check_array_api_input, array_namespace="torch",
+                                                        device_name="cpu", dtype_name="float32"))  # runs

@@ -2,23 +2,69 @@
 
 import csv
 import importlib.util
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# the checkout's gdxp for scripts run from another folder, whether or not it is installed
+PYTHONPATH = os.pathsep.join(filter(None, [str(EXAMPLES.parent), os.environ.get("PYTHONPATH")]))
 
 
 def run_example(name: str, *args: str, figures: Path | None = None) -> str:
-    extra = ["--figures", str(figures)] if figures is not None else []
-    result = subprocess.run([sys.executable, str(EXAMPLES / name), *args, *extra], capture_output=True, text=True,
-                            timeout=300)
+    """The script's output, run from an empty folder of its own, which it must leave empty: it writes only into
+    ``--figures`` (``figures``, else a temporary folder; its default folder is checked by a test of its own)."""
+    return run_example_process(name, *args, figures=figures).stdout
+
+
+def run_example_process(name: str, *args: str, figures: Path | None = None) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryDirectory() as scratch:
+        extra = ["--figures", str(figures or scratch)]
+        result = subprocess.run([sys.executable, str(EXAMPLES / name), *args, *extra], capture_output=True,
+                                text=True, timeout=300, cwd=cwd, env={**os.environ, "PYTHONPATH": PYTHONPATH})
+        assert result.returncode == 0, result.stderr
+        assert not list(Path(cwd).iterdir()), f"{name} wrote outside --figures: {list(Path(cwd).iterdir())}"
+    return result
+
+
+def test_a_script_writes_into_figures_by_default_and_nowhere_else(tmp_path):
+    pytest.importorskip("matplotlib")  # the figure is what it writes
+    result = subprocess.run([sys.executable, str(EXAMPLES / "part4_any_hidden.py"), "--hidden", "2", "--steps", "3"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": PYTHONPATH})
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    assert [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))] == [
+        "figures", "figures/part4_2_hidden.png"]
+    assert "figures saved to figures/part4_2_hidden.png" in result.stdout
+
+
+def test_gitignore_covers_the_default_figures_folder():
+    ignored = (EXAMPLES.parent / ".gitignore").read_text().splitlines()
+    assert "figures/" in ignored
+
+
+@pytest.mark.parametrize("script", ["benchmark.py", "compare_devices.py", pytest.param("dask_cluster.py",
+                                    marks=pytest.mark.slow), "part3_hidden_layer.py"])  # importing Dask takes seconds
+def test_help_shows_every_default_and_the_figures_folder(script):
+    if script == "dask_cluster.py":
+        pytest.importorskip("distributed")
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": PYTHONPATH, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    blocks = re.split(r"\n  (?=-)", result.stdout.split("options:\n")[1])
+    assert any(block.startswith("--figures FIGURES") for block in blocks)
+    for block in blocks:
+        words = block.split()
+        if words[1][0] in "{[" or words[1].isupper():  # an option that takes a value says its default
+            assert "(default: " in block, block
+    if script == "benchmark.py":
+        assert re.search(r"--repeats REPEATS\s+timed runs of each contender.*\(default: 7\)", result.stdout)
 
 
 def test_delta_rule_prints_the_notebooks_numbers():
@@ -95,8 +141,9 @@ COMPILED_TITLE = "3-5-1 sigmoid, one sample per step, float64, compiled on JAX's
 
 def benchmark_sections(out: str) -> tuple[list[str], str | None]:
     """The benchmark's header and tables, and apart from them workload 1's compiled table: there exactly
-    when JAX can run here, else None."""
-    sections = out.split("\n\n")
+    when JAX can run here, else None. The last line, where the tables went as CSV, is checked and left out."""
+    *sections, written = out.split("\n\n")
+    assert re.fullmatch(r"table written to \S+benchmark\.csv\n", written)
     compiled = [section for section in sections if section.startswith(COMPILED_TITLE)]
     assert len(compiled) == usable("jax")
     return [section for section in sections if section not in compiled], (compiled or [None])[0]
@@ -159,7 +206,8 @@ def test_benchmark_times_compiled_fit_against_the_floor_and_a_bare_jit_scan_loop
     compiled = benchmark_sections(out)[1]
     assert compiled.startswith(COMPILED_TITLE + "40 and 160 steps\n")
     *lines, targets = compiled.splitlines()
-    assert targets == "targets (issue 10): compiled fit at least 20x the floor's speed, and within 1.5x of jit+scan"
+    assert targets == ("goals for compiling: speedup at least 20 (x the floor's speed), and x scan at most 1.5 "
+                       "(within 1.5x of the hand-written jit+scan loop)")
     assert lines[1].split() == ["contender", "steps", "compile", "s", "median", "us", "speedup", "x", "scan", "best",
                                 "us", "speedup", "x", "scan"]
     rows = table("\n".join(lines))
@@ -190,7 +238,7 @@ def printed_ratio(ratio: str, numerator: str, denominator: str) -> bool:
 
 
 @pytest.mark.slow
-def test_benchmark_says_why_the_pytorch_rows_are_left_out():
+def test_benchmark_says_why_the_pytorch_rows_are_left_out(tmp_path):
     # as if PyTorch were not installed: an import of torch fails as a missing module does, and no "torch"
     # entry is left in sys.modules (a None there, the shorter trick, trips array-api-compat's type checks)
     script = ("import runpy, sys\n"
@@ -201,11 +249,12 @@ def test_benchmark_says_why_the_pytorch_rows_are_left_out():
               "sys.meta_path.insert(0, NoTorch()); sys.path.insert(0, sys.argv[1]); sys.argv = sys.argv[1:]\n"
               "runpy.run_path(sys.argv[0] + '/benchmark.py', run_name='__main__')")
     result = subprocess.run([sys.executable, "-c", script, str(EXAMPLES), "--steps", "5", "--batches", "1",
-                             "--repeats", "1", "--widths", "8"], capture_output=True, text=True, timeout=300)
+                             "--repeats", "1", "--widths", "8", "--figures", str(tmp_path)], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": PYTHONPATH})
     assert result.returncode == 0, result.stderr
     header, tiny, wide, widths = benchmark_sections(result.stdout)[0]
     assert "PyTorch rows left out (autograd + SGD, gdxp fit on torch): PyTorch is not installed" in header
-    assert widths == "workload 4 left out: it compares against PyTorch, which cannot run here\n"
+    assert widths == "workload 4 left out: it compares against PyTorch, which cannot run here"
     assert not any("torch" in name for name in {**table(tiny), **table(wide)})
 
 
@@ -306,19 +355,34 @@ def usable(name: str) -> bool:
 
 
 @pytest.mark.slow
-def test_compare_devices_quick_lists_backends_and_agrees(tmp_path):
-    out = run_example("compare_devices.py", "--quick", "--csv", str(tmp_path / "table.csv"), figures=tmp_path)
-    assert "cupy" in out.splitlines()[1]  # usable, or the reason it is not
+def test_compare_devices_times_the_backends_asked_for_beside_numpy_with_progress(tmp_path):
+    asked = ["array_api_strict"] + (["dask"] if usable("dask") else [])
+    result = run_example_process("compare_devices.py", "--quick", "--backend", *asked, "--csv",
+                                 str(tmp_path / "table.csv"), figures=tmp_path / "figures")
+    assert "cupy" in result.stdout.splitlines()[1]  # usable, or the reason it is not
+    runs = 2 * (1 + len(asked)) * 3  # networks x contenders x (agreement, float32, float64)
+    assert f"{runs}/{runs} [" in result.stderr  # the progress bar, counted to the end
     with (tmp_path / "table.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert {(r["network"], r["backend"], r["dtype"]) for r in rows} >= {
-        ("3-5-1 b1", "numpy", "float32"), ("64-128-10 b32", "array_api_strict", "float64")}
+    assert {r["backend"] for r in rows} == {"numpy", *asked}  # nothing else timed
+    per_network = 2 * (1 + len(asked))  # in order of parameter count: weights, and biases where there are some
+    assert [(r["network"], int(r["parameters"])) for r in rows[::per_network]] == [
+        ("3-5-1 b1", 3 * 5 + 5 * 1), ("64-128-10 b32", 64 * 128 + 128 * 10 + 128 + 10)]
     for row in rows:
         assert float(row["ms_per_step"]) > 0 and float(row["max_abs_diff_vs_numpy_f64"]) < 1e-12
         if row["backend"] == "numpy":
             assert float(row["speedup_vs_numpy"]) == 1.0
-    assert (tmp_path / "compare_devices.png").exists()
-    assert not (tmp_path / "compare_devices.csv").exists()  # --csv put the table elsewhere
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["compare_devices.png"]  # --csv: elsewhere
+
+
+@pytest.mark.slow  # asks every library whether it can run: seconds
+def test_compare_devices_refuses_a_backend_that_cannot_run_here():
+    unusable = next((name for name in ("cupy", "torch", "jax", "dask") if not usable(name)), None)
+    if unusable is None:
+        pytest.skip("every backend can run here")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "compare_devices.py"), "--backend", unusable],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": PYTHONPATH})
+    assert result.returncode == 2 and f"--backend {unusable} cannot run here: " in result.stderr
 
 
 @pytest.mark.slow
@@ -343,10 +407,18 @@ def test_compare_devices_runs_torch_and_jax_in_both_dtypes_into_the_figures_fold
 
 
 @pytest.mark.slow
-def test_dask_cluster_trains_on_clusters_of_one_and_two_workers_like_numpy():
+def test_dask_cluster_trains_on_clusters_of_one_and_two_workers_like_numpy(tmp_path):
     pytest.importorskip("distributed")
-    out = run_example("dask_cluster.py", "--rows", "40000", "--chunk-rows", "5000", "--epochs", "2", "--workers", "1",
-                      "2", "--compare", "--on-disk", "--overhead")
+    result = run_example_process("dask_cluster.py", "--rows", "40000", "--chunk-rows", "5000", "--epochs", "2",
+                                 "--workers", "1", "2", "--compare", "--on-disk", "--overhead", figures=tmp_path)
+    out = result.stdout
+    assert "3/3 [" in result.stderr  # the progress bar counts the timed fits
+    with (tmp_path / "dask_cluster.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["measure"], r["contender"]) for r in rows] == [
+        ("fit", "numpy, this process"), ("fit", "dask, 1 worker"), ("fit", "dask, 2 workers"),
+        ("overhead", "numpy, this process"), ("overhead", "dask, local threads"), ("overhead", "dask, 1 worker"),
+        ("overhead", "dask, 2 workers")]
     contenders = {"numpy, this process", "dask, 1 worker", "dask, 2 workers"}
     rates = dict(re.findall(r"^  (.+?) +([\d,]+) samples/s", out, flags=re.MULTILINE))
     assert set(rates) == contenders and all(float(rate.replace(",", "")) > 0 for rate in rates.values())
@@ -354,3 +426,33 @@ def test_dask_cluster_trains_on_clusters_of_one_and_two_workers_like_numpy():
     assert {name for name, _ in runs} == contenders and len({losses for _, losses in runs}) == 1  # the same fit
     overheads = re.findall(r"^  (.+?) +[\d.]+ ms/step .* overhead +-?[\d.]+ ms$", out, flags=re.MULTILINE)
     assert set(overheads) == contenders | {"dask, local threads"}
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_top_to_bottom_on_the_checkouts_gdxp(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")  # gives the kernel named python3, on this very interpreter
+    notebook = nbformat.read(EXAMPLES / "backprop_walkthrough.ipynb", as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("print(gdxp.__file__)"))  # which gdxp the kernel imported
+    monkeypatch.setenv("PYTHONPATH", PYTHONPATH)  # the kernel, a child process, imports this checkout's gdxp
+    nbclient.NotebookClient(notebook, kernel_name="python3", timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert not list(tmp_path.iterdir())  # it writes no files
+
+    def outputs(kind: str) -> list:
+        return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+                if kind in output.get("data", {})]
+
+    printed = [output.text for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+               if output.output_type == "stream" and output.name == "stdout"]
+    assert Path(printed[-1].strip()).parent == EXAMPLES.parent / "gdxp"
+    tables = [output["data"]["text/html"] for output in outputs("text/html")]
+    captions = [table.split("</caption>")[0].rsplit(">", 1)[1] for table in tables]  # summary, trace, history, trace
+    assert [caption.split(" of ")[0].split("(")[0] for caption in captions] == [
+        "Network", "One forward and backward pass", "History", "One forward and backward pass"]
+    assert len(outputs("image/png")) == 2  # the two loss plots
+    bars = "".join(output.text for cell in notebook.cells for output in cell.get("outputs", ())
+                   if output.output_type == "stream" and output.name == "stderr")
+    assert "80000/80000" in bars and "200/200" in bars  # the live progress bars, run to the end
+    assert "3 -> 5 hidden -> 1: prediction 0.840882 -> 0.200000" in "".join(printed)

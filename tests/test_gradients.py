@@ -20,8 +20,10 @@ def problems(draw, activation: str, loss: str):
     """A network shape, a batch (one sample or several) and a seed for weights and data."""
     if activation == "softmax":  # output only: train it under tanh hidden layers
         hidden, output = "tanh", "softmax"
-    elif loss in PROBABILITY_LOSSES:  # probability losses need probability outputs
+    elif loss == "binary_cross_entropy":  # probability losses need probability outputs
         hidden, output = activation, draw(st.sampled_from(["sigmoid", "softmax"]))
+    elif loss == "cross_entropy":  # outputs that sum to 1
+        hidden, output = activation, "softmax"
     else:
         hidden, output = activation, activation
     n_layers = draw(st.integers(1, 3))

@@ -64,10 +64,68 @@ def test_jax_devices_by_platform_and_index():
         chosen = gdxp.get_backend("jax", device=spelling, dtype="float32")
         assert chosen.device == second and chosen.device_name == "cpu:1"
     assert gdxp.get_backend("jax", device="cpu").device_name == "cpu:0"
-    with pytest.raises(ValueError, match=r"like 'cpu:0'.*got 'cpu:9', and the devices here are cpu:0, cpu:1"):
+    here = gdxp.backend_status("jax").devices  # "gpu:0, ..." first on a GPU machine, then "cpu:0, cpu:1"
+    assert here[-2:] == ("cpu:0", "cpu:1")
+    with pytest.raises(ValueError, match=rf"like 'cpu:0'.*got 'cpu:9', and the devices here are {', '.join(here)}$"):
         gdxp.get_backend("jax", device="cpu:9")
-    with pytest.raises(ValueError, match="got 'gpu:0'"):  # no GPU platform here
-        gdxp.get_backend("jax", device="gpu:0")
+    if "gpu:0" in here:
+        assert gdxp.get_backend("jax", device="gpu:0", dtype="float32").device_name == "gpu:0"
+    else:
+        with pytest.raises(ValueError, match="got 'gpu:0'"):  # no GPU platform here
+            gdxp.get_backend("jax", device="gpu:0")
+
+
+def test_jax_math_runs_in_full_float32_precision_unless_the_caller_chose_one():
+    """On recent GPUs JAX multiplies float32 in TF32 by default (a relative error near 1e-3): gdxp asks for
+    full precision where its math runs eagerly and where it compiles, and leaves a caller's own choice be."""
+    backend = gdxp.get_backend("jax", device="cpu:1", dtype="float32")
+    x = backend.asarray(np.ones((2, 2)))
+    seen = []
+
+    def product(a):
+        seen.append(jax.config.jax_default_matmul_precision)  # read while JAX traces
+        return a @ a
+
+    program, _ = backend.compiler.compile(product, x)
+    assert seen == ["highest"] and "operand_precision={highest,highest}" in program.as_text()
+    assert jax.config.jax_default_matmul_precision is None  # nothing global changed
+    with backend.activate():
+        assert jax.config.jax_default_matmul_precision == "highest"
+    with jax.default_matmul_precision("bfloat16"):
+        with backend.activate():
+            assert jax.config.jax_default_matmul_precision == "bfloat16"
+        backend.compiler.compile(product, x)
+        assert seen[-1] == "bfloat16"
+
+
+def test_jax_training_compiles_its_runs_in_full_precision(monkeypatch):
+    import gdxp.backend.jax as jax_backend
+
+    programs = []
+    compile_in_place = jax_backend.JaxCompiler.compile
+
+    def recorded(compiler, function, *args):
+        program, seconds = compile_in_place(compiler, function, *args)
+        programs.append(program.as_text())
+        return program, seconds
+
+    monkeypatch.setattr(jax_backend.JaxCompiler, "compile", recorded)
+    net = gdxp.Network([3, 4, 2], seed=0, backend="jax", device="cpu:1", dtype="float32")
+    net.fit(np.ones((6, 3)), np.full((6, 2), 0.5), epochs=2, learning_rate=0.1, batch_size=3, verbose=0)
+    assert programs and all("operand_precision={highest,highest}" in text for text in programs)
+    assert not any("operand_precision={default" in text for text in programs)
+
+
+def test_jax_synchronize_waits_for_the_arrays_it_is_given_or_every_array_on_its_device(monkeypatch):
+    backend = gdxp.get_backend("jax", device="cpu:1", dtype="float32")
+    mine, elsewhere = backend.asarray(np.ones(3)), jax.device_put(np.ones(2), jax.devices("cpu")[0])
+    waited = []
+    monkeypatch.setattr(jax, "block_until_ready", lambda arrays: waited.append(list(arrays)) or arrays)
+    backend.synchronize(mine)
+    assert waited.pop() == [mine]
+    backend.synchronize()
+    on_device = waited.pop()
+    assert any(a is mine for a in on_device) and not any(a is elsewhere for a in on_device)
 
 
 def test_jax_float64_needs_its_64_bit_mode_and_gdxp_never_switches_it_on():

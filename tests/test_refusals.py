@@ -31,9 +31,19 @@ def test_softmax_over_one_output_is_refused():
             gdxp.Network([2, 1], activation="softmax", loss=loss)
 
 
+def test_cross_entropy_on_a_sigmoid_output_is_refused_naming_the_sigmoids_loss():
+    # -sum t log p over sigmoid outputs is least with every output at 1: it would train to nothing useful
+    message = (r"loss 'cross_entropy' does not fit a 'sigmoid' output: use loss='binary_cross_entropy', the "
+               r"sigmoid's loss, or output_activation='softmax' with 'cross_entropy'")
+    with pytest.raises(ValueError, match=message):
+        gdxp.Network([2, 3, 2], activation="relu", output_activation="sigmoid", loss="cross_entropy")
+    with pytest.raises(ValueError, match=message):
+        gdxp.Network([2, 2], loss="cross_entropy")  # sigmoid, the default, reused as the output
+
+
 def test_probability_outputs_with_their_losses_still_build():
     for output, loss, n_out in (("sigmoid", "binary_cross_entropy", 1), ("softmax", "cross_entropy", 2),
-                                ("softmax", "binary_cross_entropy", 3), ("sigmoid", "cross_entropy", 2)):
+                                ("softmax", "binary_cross_entropy", 3)):
         net = gdxp.Network([2, n_out], activation=output, loss=loss)
         assert (net.activations[-1].name, net.loss.name) == (output, loss)
 

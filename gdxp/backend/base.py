@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -148,8 +149,10 @@ class Backend:
         """A 0-d array as a Python float (one device-to-host sync)."""
         return float(self.to_numpy(arr))
 
-    def synchronize(self) -> None:
-        """Wait until all work queued on the device is done (for honest timing). No-op on the CPU."""
+    def synchronize(self, *arrays: Array) -> None:
+        """Wait until the device has computed ``arrays`` (for honest timing): all work queued on the device
+        where the library can wait for that (CuPy, torch CUDA), those arrays where it waits per array (JAX;
+        with none given, every array alive on the device). No-op on the CPU."""
 
     def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
         """Context in which gdxp's math runs: arrays made inside land on this backend's device, and
@@ -230,7 +233,9 @@ class Backend:
 def import_library(backend: type[Backend]) -> Any:
     """Import a backend's array library, or say why it cannot be used."""
     try:
-        return importlib.import_module(backend.module)
+        with warnings.catch_warnings():  # a warning while importing is not a failure, even where warnings raise
+            warnings.simplefilter("default")
+            return importlib.import_module(backend.module)
     except ModuleNotFoundError:
         raise BackendUnavailableError(f"{backend.library} is not installed: {backend.install}") from None
     except Exception as err:  # a broken install raises all sorts of errors on import

@@ -1,11 +1,11 @@
-"""JAX on one device, float64 only in JAX's own 64-bit mode."""
+"""JAX on one device, float64 only in JAX's own 64-bit mode, float32 products in full float32 precision."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -59,8 +59,17 @@ class JaxBackend(Backend):
     def to_numpy(self, arr: Array) -> np.ndarray:
         return np.asarray(self._jax.device_get(arr))
 
+    def synchronize(self, *arrays: Array) -> None:
+        """Wait until ``arrays`` are computed (JAX queues work with no device-wide wait); with none given,
+        every array alive on this device."""
+        jax = self._jax
+        waited = arrays or [a for a in jax.live_arrays() if not a.is_deleted() and a.devices() == {self.device}]
+        jax.block_until_ready(waited)
+
     def activate(self, *, training: bool = False) -> contextlib.AbstractContextManager[Any]:
-        return self._jax.default_device(self.device)  # creation functions would otherwise use device 0
+        """This device for the arrays made inside (creation functions would otherwise use device 0), and
+        :func:`full_precision` products."""
+        return _on(self._jax, self.device)
 
     def _dtype_hint(self) -> str:
         if self.dtype_name == "float64" and not self._jax.config.jax_enable_x64:
@@ -84,6 +93,21 @@ class JaxBackend(Backend):
         return self._jax.device_put(np.array(host, dtype=np.dtype(dtype), copy=True), self.device)
 
 
+def full_precision(jax: Any) -> contextlib.AbstractContextManager[Any]:
+    """Matrix products in full float32 precision where the caller chose none: on recent GPUs JAX would
+    otherwise multiply float32 in TF32 (a relative error near 1e-3). A precision the caller set, globally
+    or in a ``jax.default_matmul_precision`` context, stays theirs; nothing global changes."""
+    if jax.config.jax_default_matmul_precision is not None:
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision("highest")
+
+
+@contextlib.contextmanager
+def _on(jax: Any, device: Any) -> Iterator[None]:
+    with jax.default_device(device), full_precision(jax):
+        yield
+
+
 def _jax_platform_devices(jax: Any, platform: str) -> list[Any]:
     try:
         return jax.devices(platform)
@@ -97,14 +121,14 @@ def _jax_device_name(jax: Any, device: Any) -> str:
 
 class JaxCompiler:
     """The :class:`~gdxp.backend.compiler.Compiler` of JAX: ``jax.jit`` compiled ahead of time on the backend's
-    device, ``lax.scan`` and ``lax.cond``."""
+    device with :func:`full_precision` products, ``lax.scan`` and ``lax.cond``."""
 
     def __init__(self, jax: Any, device: Any) -> None:
         self._jax, self._device = jax, device
 
     def compile(self, function: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any], float]:
         start = time.perf_counter()
-        with self._jax.default_device(self._device):
+        with self._jax.default_device(self._device), full_precision(self._jax):
             compiled = self._jax.jit(function).lower(*args).compile()
         return compiled, time.perf_counter() - start
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,14 +38,21 @@ class TorchBackend(Backend):
 
     @classmethod
     def devices(cls) -> tuple[str, ...]:
+        """The CPU and each CUDA device torch can query: none where a CUDA build of torch finds no driver, or
+        one too old (whose "CUDA initialization" warning or error is a fact about this machine, not a fault)."""
         torch = import_library(cls)
-        gpus = range(torch.cuda.device_count()) if torch.cuda.is_available() else ()
-        return ("cpu", *(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in gpus))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                gpus = range(torch.cuda.device_count()) if torch.cuda.is_available() else ()
+                return ("cpu", *(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in gpus))
+        except (RuntimeError, AssertionError):
+            return ("cpu",)
 
     def to_numpy(self, arr: Array) -> np.ndarray:
         return arr.cpu().numpy()
 
-    def synchronize(self) -> None:
+    def synchronize(self, *arrays: Array) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
 
