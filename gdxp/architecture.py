@@ -8,17 +8,16 @@ the trace read it, and none of them needs a :class:`gdxp.Network`.
 from __future__ import annotations
 
 import numbers
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import display
+from . import display, memory
 from .activations import Activation, get_activation
 from .backprop import Layer, layers_for
 from .losses import Loss, get_loss
 
-__all__ = ["Architecture", "Summary", "weight_shapes"]
+__all__ = ["Architecture", "Summary", "training_bytes", "weight_count", "weight_shapes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,14 +138,30 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
 
 
 def _check_memory(sizes: tuple[int, ...], bias: bool) -> None:
-    """Refuse sizes whose weights could not fit in this machine's memory, before anything is allocated:
-    8 bytes a weight (float64) against all of the memory there is, a generous limit."""
-    count = sum(n_in * n_out + (n_out if bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    needed, available = 8 * count, _total_memory()
-    if needed > available:
-        gigabytes = f"{needed / 1e9:,.1f}" if needed < 10**300 else _amount(needed // 10**9)
-        raise ValueError(f"sizes {_short_list(sizes)} make {_amount(count)} weights, which need {gigabytes} GB "
-                         f"in float64, more than this machine's {available / 1e9:,.1f} GB of memory")
+    """Refuse sizes whose weights could not be made in the memory available now, before anything is
+    allocated: 8 bytes a weight (drawn in float64 on the host), and the two temporaries of the largest
+    layer's draw (:mod:`gdxp.initializers`)."""
+    count = weight_count(sizes, bias)
+    largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    needed = 8 * (count + 2 * largest)
+    room = memory.short_of(needed)
+    if room is not None:
+        raise ValueError(f"sizes {_short_list(sizes)} make {_amount(count)} weights, which need "
+                         f"{memory.gigabytes(needed)} GB to draw in float64, more than the {memory.gigabytes(room)} "
+                         f"GB of memory available on this machine now")
+
+
+def training_bytes(sizes: Sequence[int], bias: bool, itemsize: int, arrays_per_weight: int, batch_rows: int) -> int:
+    """The memory a training run takes beside the weights and the data: ``arrays_per_weight`` more arrays
+    like the weights (gradients, optimizer state, the copies kept to fall back on), and the largest batch's
+    sums of products, activations and errors, of ``itemsize`` bytes a number."""
+    count = weight_count(sizes, bias)
+    return itemsize * (arrays_per_weight * count + 3 * batch_rows * sum(sizes))
+
+
+def weight_count(sizes: Sequence[int], bias: bool) -> int:
+    """How many numbers the weights of ``sizes`` hold (the biases too, with ``bias``)."""
+    return sum(n_in * n_out + (n_out if bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
 def _amount(number: int) -> str:
@@ -160,14 +175,6 @@ def _amount(number: int) -> str:
 
 def _short_list(sizes: Sequence[int]) -> str:
     return "[" + ", ".join(str(s) if s < 10**300 else _amount(s) for s in sizes) + "]"
-
-
-def _total_memory() -> int:
-    """The machine's memory in bytes, or 1 TB where the system does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return 10**12
 
 
 def _check_output(activation: str, n_out: int, loss: Loss) -> None:

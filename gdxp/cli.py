@@ -1,7 +1,8 @@
 """Command line: ``python -m gdxp info`` (versions and backends) and ``python -m gdxp demo``.
 
-:func:`main` returns the exit status: 0, 2 for a wrong argument or a backend that cannot run here
-(one line on stderr, no traceback), 1 when the reader of its output went away (``| head``).
+:func:`main` returns the exit status: 0; 2 for a wrong argument (``$GDXP_BACKEND`` too), a backend that
+cannot run here, or output that cannot be written (one line on stderr, no traceback); 1 when the reader of
+its output went away (``| head``).
 """
 
 from __future__ import annotations
@@ -75,23 +76,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if sys.stdout is None:  # started with its standard output closed (``>&-``): nowhere to write
+        return _failed(args.command, "its standard output is closed")
     try:
         if args.command == "info":
             info()
         else:
-            try:
-                demo(args.backend, args.epochs, args.hidden, progress=sys.stderr.isatty())
-            except BackendUnavailableError as err:  # a fact about this machine, not a bug: no traceback
-                print(f"{PROG} demo: error: {err}", file=sys.stderr)
-                return 2
-        sys.stdout.flush()  # a reader gone away shows here, inside the try, not at exit
+            demo(args.backend, args.epochs, args.hidden, progress=sys.stderr is not None and sys.stderr.isatty())
+        sys.stdout.flush()  # a reader gone away, or a full disk, shows here, inside the try, not at exit
     except BrokenPipeError:
         # ``| head`` stopped reading: say nothing more. Python's docs advise pointing stdout at devnull,
         # so that the interpreter's own flush at exit does not fail again, and exiting with status 1.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_output()
         return 1
+    except OSError as err:  # ``> /dev/full``: the output cannot be written
+        _drop_output()
+        return _failed(args.command, f"cannot write its output: {err.strerror or err}")
+    except (BackendUnavailableError, ValueError) as err:  # an argument, $GDXP_BACKEND, or this machine: no bug
+        return _failed(args.command, str(err))
     return 0
+
+
+def _failed(command: str, why: str) -> int:
+    """Say why ``command`` failed on one line of stderr (where there is one); the status for that, 2."""
+    if sys.stderr is not None:
+        print(f"{PROG} {command}: error: {' '.join(why.split())}", file=sys.stderr)
+    return 2
+
+
+def _drop_output() -> None:
+    """Point stdout at devnull, so that the interpreter's flush at exit does not fail on what is left."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _parser() -> argparse.ArgumentParser:

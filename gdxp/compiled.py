@@ -29,11 +29,13 @@ from .optimizers import Optimizer
 from .options import FitOptions
 from .runner import Model, Numbers
 from .state import TrainState
+from .step_count import StepCount
 from .steps import Trained, UpdateGuard, make_step, scores
 
-__all__ = ["CHUNK_SECONDS", "CompiledRunner"]
+__all__ = ["CHUNK_BYTES", "CHUNK_SECONDS", "CompiledRunner"]
 
 CHUNK_SECONDS = 0.25  # about how long one compiled run of epochs should take, so the progress bar moves
+CHUNK_BYTES = 32 * 2**20  # the most a run holds of shuffled orders and recorded predictions (or one epoch's)
 _PROGRAMS: dict[tuple[Any, ...], tuple[Callable[..., Any], Architecture]] = {}  # per network and settings
 _MAX_PROGRAMS = 32
 
@@ -61,8 +63,10 @@ class CompiledRunner:
         self.n_samples = inputs.shape[0]
         size = options.batch_size_for(self.n_samples)
         self.rng = model.shuffle_rng if options.shuffle and size < self.n_samples else None
-        self.length_cap = 1 if watched else _chunk_length(model.architecture.sizes, self.n_samples, size,
-                                                          options.epochs)
+        per_epoch = _epoch_bytes(backend, self.n_samples, model.architecture.sizes[-1], self.rng is not None,
+                                 options.record_predictions)
+        self.length_cap = 1 if watched else min(_chunk_length(model.architecture.sizes, self.n_samples, size,
+                                                              options.epochs), _affordable(per_epoch))
         start = _trained(backend, model.state)
         self.program, seconds = _program(backend, model.architecture, model.optimizer, start, inputs, targets,
                                          validation, options, size, self.length_cap, shuffled=self.rng is not None,
@@ -120,14 +124,18 @@ class CompiledRunner:
         trained, outputs = self.program(_trained(backend, chunk.start), chunk.orders, chunk.rates,
                                         backend.asarray(count, dtype=backend.index_dtype), *self.data)
         weights, optimizer_state, steps = trained
-        return TrainState(list(weights), [list(slot) for slot in optimizer_state], int(backend.to_numpy(steps)),
-                          chunk.first_epoch + count - 1, chunk.start.patience), outputs
+        return TrainState(list(weights), [list(slot) for slot in optimizer_state],
+                          chunk.start.steps + int(backend.to_numpy(steps.ran)), chunk.first_epoch + count - 1,
+                          chunk.start.patience), outputs
 
 
 def _trained(backend: Backend, state: TrainState) -> Trained:
-    """A state as the program's carry: the step count a device array."""
+    """A state as the program's carry: the step count a :class:`StepCount` from 0 steps run. Its float is as
+    wide as the index dtype (float64 exactly to 2**53 steps where that is int64, float32 otherwise)."""
+    wide = backend.index_dtype == backend.xp.int64
+    start = backend.asarray(float(state.steps), dtype=backend.xp.float64 if wide else backend.xp.float32)
     return (list(state.weights), [list(slot) for slot in state.optimizer_state],
-            backend.asarray(state.steps, dtype=backend.index_dtype))
+            StepCount(start, backend.asarray(0, dtype=backend.index_dtype)))
 
 
 def _redraw(rng: np.random.Generator | None, drawn_from: dict[str, Any] | None, n_samples: int, epochs: int) -> None:
@@ -166,6 +174,21 @@ def _read(backend: Backend, outputs: tuple[Array, Array, Array, Array], count: i
     losses, val_scores, predictions, last = (backend.to_numpy(a) for a in outputs)
     return Numbers(losses[:count].astype(np.float64), val_scores[:count].astype(np.float64) if validated else None,
                    predictions[:count] if recorded else None), float(last)
+
+
+def _epoch_bytes(backend: Backend, n_samples: int, n_out: int, shuffled: bool, recorded: bool) -> int:
+    """What a run holds per epoch, on the host and again on the device: its shuffled order (int64 as drawn) and
+    its recorded prediction."""
+    itemsize = 4 if backend.dtype_name == "float32" else 8
+    return (8 * n_samples if shuffled else 0) + (itemsize * n_samples * n_out if recorded else 0)
+
+
+def _affordable(per_epoch: int) -> int:
+    """The most epochs a run may hold the orders and predictions of within :data:`CHUNK_BYTES` (at least one),
+    a power of two, so that runs of other lengths reuse the program."""
+    if per_epoch == 0:
+        return 2**62
+    return 2 ** max(0, int(math.log2(max(1, CHUNK_BYTES // per_epoch))))
 
 
 def _chunk_length(sizes: Sequence[int], n_samples: int, size: int, epochs: int) -> int:

@@ -35,9 +35,10 @@ class StoppingRule:
 
 
 class TrainingDiverged(ArithmeticError):
-    """The loss, or the weights a step made, turned NaN or infinite; the network holds the last weights
-    whose loss on the training data is finite (from before that epoch, or the one before it, else those
-    the run started from).
+    """The loss, the weights a step made, or the optimizer's state (Adam's second moment can overflow while
+    the loss stays finite, freezing the weights) turned NaN or infinite; the network holds the last weights
+    whose loss on the training data is finite, with a finite optimizer state (from before that epoch, or the
+    one before it, else those the run started from).
 
     ``epoch`` is where it happened (the network's epoch, from 1), ``last_finite_loss`` the loss of the
     epoch before (None if this run's first epoch diverged), ``history`` what was recorded up to then.
@@ -45,7 +46,8 @@ class TrainingDiverged(ArithmeticError):
 
     def __init__(self, epoch: int, last_finite_loss: float | None, history: History) -> None:
         before = "before any finite loss" if last_finite_loss is None else f"last finite loss {last_finite_loss:.6g}"
-        super().__init__(f"training diverged at epoch {epoch}: the loss or the weights are not finite ({before}); "
+        super().__init__(f"training diverged at epoch {epoch}: the loss, the weights or the optimizer's state are not "
+                         f"finite ({before}); "
                          "the last weights with a finite loss are restored. Try a smaller learning_rate.")
         self.epoch, self.last_finite_loss, self.history = epoch, last_finite_loss, history
 

@@ -15,6 +15,7 @@ from ._typing import Array
 from .activations import Activation
 from .architecture import Architecture
 from .backend import Backend, get_backend
+from .exclusive import Exclusive
 from .history import History
 from .initializers import get_initializer
 from .losses import Loss
@@ -61,6 +62,7 @@ class Network:
             validation.check_whole_number(seed, "seed", minimum=0)
         self.seed = seed
         self.backend = get_backend(backend, device=device, dtype=dtype)
+        self._alone = Exclusive(repr(self))  # one fit or step at a time
         init_rng, self.shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         self.optimizer: Optimizer | None = None  # the one the last fit used; fit continues it
         layers, chosen = self.architecture.layers, self.architecture.loss
@@ -197,7 +199,7 @@ class Network:
         validation.check_flag(return_loss, "return_loss")
         validation.check_flag(check_finite, "check_finite")
         backend, state = self.backend, self.state
-        with backend.activate():
+        with self._alone, backend.activate():
             batch = None if check_finite else validation.batch_in_place(backend, self.architecture, x, y)
             inputs, targets = batch or self.as_batch(x, y, check_values=check_finite)
             weights = validation.as_sample_weight(backend, self.architecture, sample_weight, inputs,
@@ -254,12 +256,14 @@ class Network:
         if isinstance(optimizer, str) and self.optimizer is not None and self.optimizer.name == optimizer:
             chosen = self.optimizer
         # the data is checked and moved to the device (or the client's cluster) once, here
-        with self.backend.using(client), self.backend.activate():
+        with self._alone, self.backend.using(client), self.backend.activate():
             inputs, targets = self.as_batch(x, y)
             weights = validation.as_sample_weight(self.backend, self.architecture, sample_weight, inputs)
             validation_batch = (None if validation_data is None
                                 else self.as_batch(*validation.as_pair(validation_data), names=("x_val", "y_val")))
-            options.batch_size_for(inputs.shape[0])  # refused before anything changes
+            rows = options.batch_size_for(inputs.shape[0])  # refused before anything changes
+            training.check_room(self.backend, self.architecture, chosen,
+                                chosen is not self.optimizer or not self.state.optimizer_state, rows)
             if options.epochs == 0:
                 return History()
             if chosen is not self.optimizer:  # a new optimizer starts from no state

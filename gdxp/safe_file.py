@@ -10,16 +10,20 @@ that names the file. It knows files and arrays, not what a gdxp model's file hol
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from . import memory
 
 try:
     import fcntl  # a save locks its temporary file, so that a later one can tell a stale file from one in use
@@ -31,6 +35,8 @@ __all__ = ["read", "write"]
 _NPY_MAGIC = b"\x93NUMPY"
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 _KINDS = "biufU"  # bools, integers, floats and text: all a gdxp file ever holds
+_PIECE = 2**20  # bytes a member is read in at a time
+HEAD_BYTES = 2**20  # an entry read before the others (an architecture's) holds at most this
 _MAX_EXPANSION = 1100  # deflate expands at most about 1032 to 1: a member claiming more is a zip bomb
 
 
@@ -47,31 +53,19 @@ def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
     try:
         _write_atomically(target, arrays)
     except OSError as err:
-        _say_path(err, path)  # not the hidden temporary file, nor the link's target
-        raise
+        raise _naming(err, path) from None  # not the hidden temporary file, nor the link's target
 
 
-def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every array of the file at ``path``, refusing pickled objects and anything that is not a plain array."""
-    _check_path(path)
-    return _read_plain_arrays(Path(path))
-
-
-def _check_path(path: Any) -> None:
-    """Refuse a ``path`` that names no file (None, a number, bytes) by its name, before the os module does without."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file name (a str or os.PathLike), got {type(path).__name__}")
-
-
-def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the archive, refusing pickled objects and saying what is wrong with a bad file.
-
-    The archive is parsed here rather than by ``np.load``, so that every member is read to its end (its
-    CRC-32 checked), every ``.npy`` header's shape is checked against the bytes the member holds before
-    anything is allocated, and whatever zipfile, zlib or numpy's header parser raise on damaged bytes
-    (NotImplementedError, RuntimeError, SyntaxError, MemoryError...) becomes a ValueError naming the file.
+def read(path: str | os.PathLike[str], *, first: Collection[str] = (),
+         limit: Callable[[dict[str, np.ndarray]], int] | None = None) -> dict[str, np.ndarray]:
+    """Every array of the regular file at ``path``, refusing pickled objects and anything that is not a plain
+    array, in bounded memory: the entries named in ``first`` are read first (at most :data:`HEAD_BYTES` each),
+    then ``limit(those)`` says how many bytes all the others may hold; their sizes as the archive declares
+    them are checked against that, and against the memory available, before any is inflated. Whatever is
+    refused (a missing file, a folder, a device, a named pipe, a bad archive) gets a ValueError naming ``path``.
     """
-    with path.open("rb") as file:  # opened here, so that a bad archive cannot leak the handle
+    _check_path(path)
+    with _opened(path) as file:  # opened here, so that a bad archive cannot leak the handle
         if file.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
             raise ValueError(f"{path} is not a readable .npz archive: it holds a single array, not a gdxp model")
         file.seek(0)
@@ -80,16 +74,74 @@ def _read_plain_arrays(path: Path) -> dict[str, np.ndarray]:
         except Exception as err:  # any failure to parse the archive means a bad file
             raise ValueError(f"{path} is not a readable .npz archive ({_why(err)})") from None
         with archive:
-            data: dict[str, np.ndarray] = {}
-            for info in archive.infolist():
-                key = info.filename.removesuffix(".npy")
-                if key in data:
-                    raise ValueError(f"{path} is not a readable .npz archive: it holds entry {key!r} twice")
-                data[key] = _entry(archive, info, key, path)
-            return data
+            infos = archive.infolist()
+            head = [info for info in infos if info.filename.removesuffix(".npy") in first]
+            oversized = next((info for info in head if info.file_size > HEAD_BYTES), None)
+            if oversized is not None:
+                raise ValueError(f"{path}: entry {oversized.filename!r} claims {oversized.file_size} bytes, "
+                                 f"more than {HEAD_BYTES}")
+            data = _entries(archive, head, {}, path)
+            rest = [info for info in infos if info not in head]
+            _check_declared(sum(info.file_size for info in rest), None if limit is None else limit(data), path)
+            return _entries(archive, rest, data, path)
+
+
+def _check_path(path: Any) -> None:
+    """Refuse a ``path`` that names no file (None, a number, bytes, a NUL character) by its name, before the
+    os module does without."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file name (a str or os.PathLike), got {type(path).__name__}")
+    if "\0" in str(os.fspath(path)):
+        raise ValueError(f"path must not hold a NUL character, got {os.fspath(path)!r}")
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """The regular file at ``path``, open for reading; anything else refused with a ValueError naming it. It is
+    opened without blocking (a named pipe with no writer would wait for ever) and checked for what it is
+    before a byte is read (``/dev/zero`` never ends)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS_OF_FILE if test(mode)), "not a regular file")
+            raise ValueError(f"cannot read {path}: it is {kind}; a network is read from a regular file")
+        file = os.fdopen(handle, "rb")
+    except BaseException:
+        os.close(handle)
+        raise
+    with file:
+        yield file
+
+def _check_declared(declared: int, limit: int | None, path: Any) -> None:
+    """Refuse entries declaring more bytes than ``limit`` or than the memory available, before inflating any."""
+    if limit is not None and declared > limit:
+        raise ValueError(f"{path}: its entries claim {declared} bytes, more than the {limit} its architecture "
+                         f"needs; the file is corrupt")
+    room = memory.short_of(declared)
+    if room is not None:
+        raise ValueError(f"{path}: its entries claim {memory.gigabytes(declared)} GB, more than the "
+                         f"{memory.gigabytes(room)} GB of memory available on this machine now")
+
+
+def _entries(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: dict[str, np.ndarray],
+             path: Any) -> dict[str, np.ndarray]:
+    """``data`` with the arrays of the members ``infos`` added (:func:`_entry`), each name once."""
+    for info in infos:
+        key = info.filename.removesuffix(".npy")
+        if key in data:
+            raise ValueError(f"{path} is not a readable .npz archive: it holds entry {key!r} twice")
+        data[key] = _entry(archive, info, key, path)
+    return data
 
 
 def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> np.ndarray:
+    """One member's array, read to its end (its CRC-32 checked), its ``.npy`` header's shape checked against
+    the bytes it holds before anything is allocated, and whatever zipfile, zlib or numpy's header parser raise
+    on damaged bytes (NotImplementedError, RuntimeError, SyntaxError...) a ValueError naming the file."""
     if not info.filename.endswith(".npy"):
         raise ValueError(f"{path}: entry {key!r} is not a NumPy array (a member without .npy)")
     try:
@@ -123,11 +175,17 @@ def _npy(member: Any, info: zipfile.ZipInfo) -> np.ndarray:
     if nbytes != info.file_size - member.tell():
         raise _Refused(f"claims shape {shape} of {dtype} ({nbytes} bytes) but holds {info.file_size - member.tell()} "
                        f"bytes of data; the file is corrupt")
-    raw = member.read(nbytes)
-    if len(raw) != nbytes or member.read(1):  # reading to the end checks the member's CRC-32
+    array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
+    view, filled = memoryview(array.reshape(-1, order="A").view(np.uint8)), 0
+    while filled < nbytes:  # in pieces, so that no second copy of a large member is ever held
+        piece = member.read(min(nbytes - filled, _PIECE))
+        if not piece:
+            raise _Refused("is truncated")
+        view[filled:filled + len(piece)] = piece
+        filled += len(piece)
+    if member.read(1):  # reading to the end checks the member's CRC-32
         raise _Refused("is truncated")
-    order = "F" if fortran_order else "C"
-    return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape, order=order).copy()
+    return array
 
 
 def _why(err: BaseException) -> str:
@@ -142,8 +200,7 @@ def _target(path: str | os.PathLike[str]) -> Path:
     except FileNotFoundError:
         return target  # a new file, or a link to one not made yet
     except OSError as err:  # a loop of links, a file where a folder should be
-        _say_path(err, path)
-        raise
+        raise _naming(err, path) from None
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS_OF_FILE if test(mode)), "not a regular file")
         where = f" ({target})" if target != Path(path).absolute() else ""
@@ -155,12 +212,12 @@ _KINDS_OF_FILE = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device
                   (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
 
 
-def _say_path(err: OSError, path: str | os.PathLike[str]) -> None:
-    """Make ``err`` (same type, same errno) name ``path``, as the caller gave it, instead of another file."""
+def _naming(err: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``err`` (same type, same errno) naming ``path``, as the caller gave it, instead of another file: a new
+    error, as setting ``filename2`` to None would make its message end in "-> None"."""
     if err.errno is not None and err.strerror:
-        err.filename, err.filename2 = os.fspath(path), None
-    elif os.fspath(path) not in str(err):
-        err.args = (f"cannot save to {os.fspath(path)}: {err}",)
+        return type(err)(err.errno, err.strerror, os.fspath(path))
+    return err if os.fspath(path) in str(err) else type(err)(f"cannot save to {os.fspath(path)}: {err}")
 
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import safe_file
 from ._typing import Array
-from .architecture import weight_shapes
+from .architecture import weight_count, weight_shapes
 from .optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "SHUFFLE_STATE", "architecture", "epoch", "model_arrays", "optimizer",
@@ -52,6 +52,7 @@ def model_arrays(sizes: Sequence[int], activations: Sequence[str], loss: str, bi
         "epoch": np.array(epochs, dtype=np.int64),
     }
     arrays.update({f"weight_{i}": w for i, w in enumerate(weights)})
+    _check_writable(arrays, "weight_", "weights")
     return arrays
 
 
@@ -63,7 +64,17 @@ def optimizer_arrays(optimizer: Optimizer, state: Sequence[Sequence[Array]], ste
     arrays.update({f"optimizer_{k}": np.array(v) for k, v in optimizer.hyperparameters().items()})
     for slot, states in enumerate(state):
         arrays.update({f"optimizer_state_{slot}_{i}": to_host(a) for i, a in enumerate(states)})
+    _check_writable(arrays, "optimizer_state_", "optimizer's state")
     return arrays
+
+
+def _check_writable(arrays: dict[str, np.ndarray], prefix: str, what: str) -> None:
+    """Refuse to write arrays (those whose names start with ``prefix``) that :func:`gdxp.load` would refuse:
+    numbers that are not finite. gdxp never writes a file it will not read."""
+    bad = [key for key, value in arrays.items() if key.startswith(prefix) and not np.all(np.isfinite(value))]
+    if bad:
+        raise ValueError(f"cannot save: the network's {what} hold numbers that are not finite ({', '.join(bad)}), "
+                         f"which gdxp.load refuses")
 
 
 def patience_arrays(best_loss: float, best_epoch: int, waited: int, best_weights: Sequence[Array],
@@ -128,8 +139,18 @@ def write(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every array of the file at ``path``, refusing pickled objects and anything that is not a plain array."""
-    return safe_file.read(path)
+    """Every array of the file at ``path``, refusing pickled objects and anything that is not a plain array,
+    and a file whose other entries claim more bytes than its architecture's weights, optimizer state and
+    patience's record take (:func:`gdxp.safe_file.read`), before any is inflated."""
+    return safe_file.read(path, first=(*_ARCHITECTURE_KEYS, MANIFEST), limit=lambda head: _most_bytes(head, path))
+
+
+def _most_bytes(head: dict[str, np.ndarray], path: Any) -> int:
+    """The bytes a file with the architecture entries ``head`` may hold beside them: four arrays like its
+    weights (the weights, two of optimizer state, patience's best), in float64, and room for small entries."""
+    settings = _settings(head, path)
+    sizes = [max(size, 0) for size in settings["sizes"]]  # a negative one is refused later, by its name
+    return 8 * 4 * weight_count(sizes, settings["bias"]) + 1024 * (4 * len(sizes) + 64)
 
 
 def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
@@ -137,6 +158,11 @@ def architecture(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
     checking that the file holds exactly the entries its manifest lists."""
     if MANIFEST in data:
         _check_manifest(data, path)
+    return _settings(data, path)
+
+
+def _settings(data: dict[str, np.ndarray], path: Any) -> dict[str, Any]:
+    """The keyword arguments of ``Network`` that the file's architecture entries give, checked."""
     missing = [key for key in _ARCHITECTURE_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path} is not a gdxp model: it lacks {', '.join(missing)}")

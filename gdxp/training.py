@@ -16,18 +16,33 @@ import contextlib
 import math
 from typing import Any
 
+from . import memory
 from ._typing import Array
-from .architecture import Architecture
+from .architecture import Architecture, training_bytes
 from .backend import Backend
 from .eager import EagerRunner
 from .history import History
 from .hooks import Hooks, TrainingDiverged
+from .optimizers import Optimizer
 from .options import FitOptions
 from .runner import Model, Runner
 from .state import Patience, TrainState, checkpoint
 from .steps import UpdateGuard, all_finite, surely_finite_loss, training_loss
 
-__all__ = ["train"]
+__all__ = ["check_room", "train"]
+
+
+def check_room(backend: Backend, architecture: Architecture, optimizer: Optimizer, new_state: bool,
+               batch_rows: int) -> None:
+    """Refuse, with a ValueError, a run whose arrays would not fit in the memory available now, before any is
+    made: the gradients, the optimizer's state where it is ``new_state``, the copies of the weights and
+    state a divergence falls back on (where updates change them in place), a batch's intermediates."""
+    kept = 1 + optimizer.state_size
+    arrays = 1 + (optimizer.state_size if new_state else 0) + (3 * kept if backend.parameters.mutable else kept)
+    itemsize = 4 if backend.dtype_name == "float32" else 8
+    memory.check(training_bytes(architecture.sizes, architecture.bias, itemsize, arrays, batch_rows),
+                 f"training sizes {list(architecture.sizes)} with {optimizer.name} in batches of {batch_rows} samples "
+                 f"(batch_size)")
 
 
 def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, Array] | None,
@@ -61,6 +76,8 @@ def train(model: Model, inputs: Array, targets: Array, validation: tuple[Array, 
                 bad = numbers.first_not_finite()
                 if bad is None and hooks.watches_network and not all_finite(backend, ran.weights):
                     bad = count - 1  # a callback would see weights that are not numbers
+                if bad is None and not _finite_state(backend, ran):
+                    bad = count - 1  # an overflowed moment (Adam's v = inf) would freeze the weights for good
                 good = count if bad is None else bad
                 state = ran if good == count else runner.rewind(good)
                 model.state = state  # published before any hook runs
@@ -116,12 +133,19 @@ def _ended(backend: Backend, architecture: Architecture, data: tuple[Array, Arra
 
 def _restorable(backend: Backend, architecture: Architecture, data: tuple[Array, Array], start: TrainState,
                 *candidates: TrainState | None) -> TrainState:
-    """The first candidate whose weights give a finite loss on the training data, else the state the run
-    started from (the model as it was given)."""
+    """The first candidate whose weights give a finite loss on the training data and whose optimizer state is
+    finite, else the state the run started from (the model as it was given)."""
     for candidate in candidates:
-        if candidate is not None and math.isfinite(training_loss(backend, architecture, candidate.weights, data)):
+        if (candidate is not None and _finite_state(backend, candidate)
+                and math.isfinite(training_loss(backend, architecture, candidate.weights, data))):
             return candidate
     return start
+
+
+def _finite_state(backend: Backend, state: TrainState) -> bool:
+    """Whether every number of the optimizer's state is finite (true of no state, SGD's, without a read)."""
+    arrays = [a for slot in state.optimizer_state for a in slot]
+    return not arrays or all_finite(backend, arrays)
 
 
 def _started(model: Model) -> TrainState:

@@ -195,8 +195,11 @@ def _check_range(backend: Backend, arr: Array, host: np.ndarray | None, name: st
 def _one_hot(y: Any, n_samples: int, n_out: int, name: str) -> np.ndarray | None:
     """Whole-number class labels of shape ``(n_samples,)`` from the host as one-hot rows (checked to lie in
     ``0 .. n_out - 1``), else None: other data goes on to the usual checks."""
-    if host_array(y, "float64") is None:  # a library's array, maybe on a device: not read here
-        return None
+    try:
+        if host_array(y, "float64") is None:  # a library's array, maybe on a device: not read here
+            return None
+    except (TypeError, ValueError) as err:
+        raise _named(err, name) from None
     given = np.asarray(y)
     if given.ndim != 1 or given.shape[0] != n_samples or given.dtype.kind not in "iu":
         return None
@@ -212,9 +215,18 @@ def _received(backend: Backend, data: Any, name: str) -> tuple[Array, np.ndarray
     errors (not numbers, ragged, masked) say which argument ``name`` it was."""
     try:
         host = host_array(data, backend.dtype_name)
-        return backend.asarray(data if host is None else host), host
+        arr = backend.asarray(data if host is None else host)
     except (TypeError, ValueError) as err:
-        raise type(err)(f"{name}: {err}") from None
+        raise _named(err, name) from None
+    if arr.ndim and not isinstance(arr.shape[0], int):  # nan: a Dask array's rows in chunks of unknown sizes
+        raise ValueError(f"{name} has a shape of unknown size {tuple(arr.shape)}; where it is a Dask array, "
+                         f"compute its chunk sizes first ({name}.compute_chunk_sizes())")
+    return arr, host
+
+
+def _named(err: TypeError | ValueError, name: str) -> TypeError | ValueError:
+    """``err`` saying which argument, ``name``, it is about."""
+    return type(err)(f"{name}: {err}")
 
 
 def _check_values(backend: Backend, arr: Array, host: np.ndarray | None, original: Any, name: str,

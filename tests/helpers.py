@@ -20,6 +20,7 @@ import pytest
 import gdxp
 
 __all__ = [
+    "adam_tolerance",
     "assert_same_weights",
     "backend_combinations",
     "fetch",
@@ -183,6 +184,13 @@ def assert_same_weights(a, b, **tol):
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, **tol) if tol else np.testing.assert_array_equal(wa, wb)
 
+
+def adam_tolerance(steps: int, learning_rate: float, epsilon: float = 1e-8) -> dict[str, float]:
+    """How close a float64 Adam or AdamW run on another backend is to NumPy's, as the README promises: 1e-12
+    relative, and 1e-14 / epsilon of the learning rate a step absolute. Adam divides each gradient by
+    ``sqrt(v_hat) + epsilon``, so where a gradient is near 0 the last-bit differences of its sum (1e-14 of its
+    terms at most) move the weight by up to ``learning_rate * 1e-14 / epsilon`` more (SGD: 1e-14 of it)."""
+    return {"rtol": 1e-12, "atol": 1e-12 + steps * learning_rate * 1e-14 / epsilon}
 
 _SKIPS = (  # a skip's reason -> what was skipped, and why or how to run it
     (re.compile(r"(\w+) unavailable: (.*)"), "{0}", "{1}"),

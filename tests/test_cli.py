@@ -126,3 +126,36 @@ def test_the_demo_says_dask_takes_minutes_before_it_starts():
     lines = out.splitlines()
     note = "  Dask schedules each one-sample step as a graph, 1-2 ms a step on a CPU: 5 steps take a while"
     assert note in lines and lines.index(note) < next(i for i, line in enumerate(lines) if "before training" in line)
+
+
+# -- the contract holds for every way a run can fail (issue 19, item 8) -------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["demo", "--epochs", "2199023255552"], {}, "epochs must be at most 1,099,511,627,776, got 2199023255552"),
+    (["demo", "--hidden", "10000000000"], {}, "sizes [3, 10000000000, 1] make 40,000,000,000 weights, which need"),
+    (["demo", "--epochs", "5"], {"GDXP_BACKEND": "bogus"}, "unknown backend 'bogus'; choose one of numpy"),
+], ids=["epochs", "hidden", "GDXP_BACKEND"])
+def test_a_bad_value_is_one_line_and_status_2(args, env, message):
+    status, err = _run_failing(*args, env={**os.environ, **env})
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"python -m gdxp demo: error: {message}")
+
+
+def test_output_that_cannot_be_written_is_one_line_and_status_2():
+    with open("/dev/full", "w") as full:  # every write fails: no space left on the device
+        result = subprocess.run([sys.executable, "-m", "gdxp", "demo", "--epochs", "5"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (2, "python -m gdxp demo: error: cannot write its output: No space "
+                                                     "left on device\n")
+    closed = subprocess.run([sys.executable, "-c", "import os, sys; os.close(1); sys.argv[1:] = ['demo', '--epochs', "
+                             "'5']; import runpy; runpy.run_module('gdxp', run_name='__main__')"],
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (closed.returncode, closed.stderr) == (2, "python -m gdxp demo: error: cannot write its output: Bad file "
+                                                     "descriptor\n")
+
+
+def test_a_closed_standard_output_is_one_line_and_status_2():
+    result = subprocess.run(["sh", "-c", f"'{sys.executable}' -m gdxp info >&-"], stderr=subprocess.PIPE, text=True,
+                            timeout=120)  # closed before Python starts: sys.stdout is None
+    assert (result.returncode, result.stderr) == (2, "python -m gdxp info: error: its standard output is closed\n")

@@ -198,13 +198,14 @@ def test_an_activation_in_bytes_is_a_type_error_saying_it_is_a_name(activation):
 
 @pytest.mark.parametrize("sizes", [[10**9, 10**9], [10**6, 10**6, 1], [2, 10**12]])
 def test_weights_that_cannot_fit_in_memory_are_refused_before_allocating(sizes):
-    with pytest.raises(ValueError, match=r"sizes \[.*\] make [\d,]+ weights, which need [\d,.]+ GB in float64, "
-                                         r"more than this machine's [\d,.]+ GB of memory"):
+    with pytest.raises(ValueError, match=r"sizes \[.*\] make [\d,]+ weights, which need [\d,.]+ GB to draw in "
+                                         r"float64, more than the [\d,.]+ GB of memory available"):
         gdxp.Network(sizes, bias=False)
 
 
 def test_the_size_guard_counts_every_weight(monkeypatch):
-    monkeypatch.setattr(gdxp.architecture, "_total_memory", lambda: 8 * 20)
-    gdxp.Network([3, 4, 1], bias=False)  # 16 weights: 128 bytes fit
+    monkeypatch.setattr(gdxp.memory, "SMALL", 0)  # checked however small
+    monkeypatch.setattr(gdxp.memory, "available", lambda: 8 * (16 + 2 * 12))
+    gdxp.Network([3, 4, 1], bias=False)  # 16 weights and twice the largest layer's 12: 320 bytes fit
     with pytest.raises(ValueError, match=r"make 21 weights, which need 0.0 GB"):
-        gdxp.Network([3, 4, 1])  # and 5 biases: 168 bytes do not
+        gdxp.Network([3, 4, 1])  # and 5 biases: 360 bytes do not

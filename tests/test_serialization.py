@@ -5,6 +5,7 @@ import gc
 import io
 import os
 import pickle
+import re
 import signal
 import stat
 import subprocess
@@ -448,7 +449,8 @@ def _without(arrays, *keys):
 
 def _object_entry(path, arrays):
     with open(path, "wb") as file:
-        np.savez(file, allow_pickle=True, **arrays, notes=np.array([{"epochs": 3}, None], dtype=object))
+        np.savez(file, allow_pickle=True, **arrays, manifest=np.array(sorted([*arrays, "notes"])),
+                 notes=np.array([{"epochs": 3}, None], dtype=object))
 
 
 def _object_sizes(path, arrays):
@@ -544,7 +546,7 @@ def test_a_bad_file_says_what_is_wrong(tmp_path, case):
 def _with_member(path, arrays, name, payload):
     """A file whose member ``name`` holds ``payload`` (raw .npy bytes) instead of its array, CRCs intact."""
     with zipfile.ZipFile(path, "w") as archive:
-        for key, value in arrays.items():
+        for key, value in {**arrays, "manifest": np.array(sorted(arrays))}.items():
             buffer = io.BytesIO()
             np.save(buffer, value)
             archive.writestr(f"{key}.npy", payload if key == name else buffer.getvalue())
@@ -746,8 +748,8 @@ def test_a_truncated_archive_leaves_no_file_open(tmp_path):
     assert leaked == []
 
 
-def test_a_missing_file_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError):
+def test_a_missing_file_is_a_value_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot read .*nowhere\.npz: No such file or directory"):
         gdxp.load(tmp_path / "nowhere.npz")
 
 
@@ -779,7 +781,8 @@ def test_a_pickled_entry_is_never_unpickled(tmp_path, unpickled):
     arrays = _saved_arrays(tmp_path)
     path = tmp_path / "evil.npz"
     with open(path, "wb") as file:
-        np.savez(file, allow_pickle=True, **arrays, payload=np.array([_Payload()], dtype=object))
+        np.savez(file, allow_pickle=True, **arrays, manifest=np.array(sorted([*arrays, "payload"])),
+                 payload=np.array([_Payload()], dtype=object))
 
     with np.load(path, allow_pickle=True) as archive:  # the control: unpickling does run the payload
         archive["payload"]
@@ -815,7 +818,7 @@ def test_an_entry_that_is_not_an_array_says_so(tmp_path):
     arrays = _saved_arrays(tmp_path)
     path = tmp_path / "raw.npz"
     with zipfile.ZipFile(path, "w") as archive:
-        for key, value in arrays.items():
+        for key, value in {**arrays, "manifest": np.array(sorted(arrays))}.items():
             if key == "sizes":
                 archive.writestr("sizes", b"3,5,2")  # no .npy: numpy hands back the bytes
             else:
@@ -875,3 +878,94 @@ def test_a_network_can_start_from_given_weights():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match=r"weight array 0 must have shape \(3, 2\)"):
         gdxp.Network([3, 2], weights=[np.ones((2, 2)), np.ones(2)])
+
+
+# -- hostile files load in bounded memory and time (issue 19, item 1) -----------------------------------------
+
+BOUNDED_LOAD = """
+import resource, sys
+import numpy, gdxp
+size = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+limit = size + 128 * 2**20  # what importing numpy and gdxp took, and 128 MiB more
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    gdxp.load(sys.argv[1])
+except ValueError as err:
+    print(err)
+"""
+
+
+def _bomb(path, good, members=4, mebibytes=64):
+    """A good model's file with ``members`` more entries, each a .npy of ``mebibytes`` MiB of zeros (deflated
+    229 to 1, under the per-member limit), all listed in the manifest: a few hundred KB on disk."""
+    with np.load(good) as archive:
+        arrays = {key: archive[key] for key in archive.files if key != "manifest"}
+    extra = [f"padding_{i}" for i in range(members)]
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (mebibytes * 2**17,)})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for key, value in {**arrays, "manifest": np.array(sorted([*arrays, *extra]))}.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+        for key in extra:
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                member.write(header.getvalue())
+                for _ in range(mebibytes):
+                    member.write(bytes(2**20))
+
+
+def _load_bounded(path):
+    """What ``gdxp.load(path)`` prints in a subprocess under an address space of 128 MiB more than importing
+    took, and with a time limit: its ValueError's message, or the subprocess's failure."""
+    result = subprocess.run([sys.executable, "-c", BOUNDED_LOAD, str(path)], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr  # no MemoryError
+    return result.stdout
+
+
+UNDER_PROC = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmSize from Linux's /proc")
+
+
+@pytest.mark.slow  # a subprocess, and 256 MiB to deflate: about a second
+@UNDER_PROC
+def test_a_file_claiming_more_than_its_architecture_is_refused_before_inflating(tmp_path):
+    good, bomb = tmp_path / "good.npz", tmp_path / "bomb.npz"
+    _trained().save(good, include_optimizer=True)
+    _bomb(bomb, good)
+    assert bomb.stat().st_size < 2 * 2**20
+    assert re.fullmatch(rf"{re.escape(str(bomb))}: its entries claim \d+ bytes, more than the \d+ its "
+                        rf"architecture needs; the file is corrupt\n", _load_bounded(bomb))
+    gdxp.load(good)  # the control: the same file without the padding loads
+
+
+@pytest.mark.slow  # a subprocess a case
+@UNDER_PROC
+@pytest.mark.parametrize("kind", ["a character device", "a named pipe", "a folder"])
+def test_only_a_regular_file_is_read(tmp_path, kind):
+    paths = {"a character device": "/dev/zero", "a named pipe": str(tmp_path / "pipe.npz"), "a folder": str(tmp_path)}
+    path = paths[kind]
+    if kind == "a named pipe":
+        os.mkfifo(path)  # with no writer, opening it to read would block for ever; /dev/zero never ends
+    assert _load_bounded(path) == f"cannot read {path}: it is {kind}; a network is read from a regular file\n"
+
+
+def test_an_unreadable_path_is_a_value_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=r"path must not hold a NUL character, got '.*a\\x00b.npz'"):
+        gdxp.load(str(tmp_path / "a\0b.npz"))
+    locked = tmp_path / "locked.npz"
+    _trained().save(locked)
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):
+        pytest.skip("running as a user that reads any file (root)")
+    with pytest.raises(ValueError, match=rf"cannot read {re.escape(str(locked))}: Permission denied"):
+        gdxp.load(locked)
+
+
+def test_an_architecture_entry_is_read_first_and_small(tmp_path):
+    arrays = _saved_arrays(tmp_path)
+    path = tmp_path / "long.npz"
+    _savez(path, {**arrays, "activations": np.array(["tanh" * 100_000, "softmax"])})
+    with pytest.raises(ValueError, match=r"entry 'activations.npy' claims \d+ bytes, more than 1048576"):
+        gdxp.load(path)

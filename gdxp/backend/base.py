@@ -14,6 +14,7 @@ import numpy as np
 
 from .._typing import Array, BatchMeans, Namespace
 from .compiler import Compiler
+from .libraries import read_in_place
 
 __all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "host_array"]
 
@@ -226,7 +227,7 @@ class Backend:
         imported by this library through DLPack where it can, else copied to the host explicitly."""
         source = plain_foreign(obj)
         if source.__dlpack_device__()[0] == _DLPACK_CPU:
-            return self._from_host(numeric_host_array(np.from_dlpack(source)), dtype)
+            return self._from_host(numeric_host_array(read_in_place(source)), dtype)
         try:
             imported = self.xp.from_dlpack(source)
         except (BufferError, RuntimeError, TypeError, ValueError):

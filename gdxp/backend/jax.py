@@ -37,8 +37,10 @@ class JaxBackend(Backend):
             return jax.config.jax_default_device or jax.devices()[0]
         if isinstance(device, jax.Device):
             return device
-        platform, _, index = str(device).partition(":") if isinstance(device, str) else ("", "", "")
+        platform, _, index = str(device).partition(":")
         try:
+            if not isinstance(device, str) or not platform:  # a number, another library's device: not JAX's
+                raise ValueError
             return jax.devices(platform)[int(index or 0)]
         except (RuntimeError, ValueError, IndexError):
             raise ValueError(f"a jax device is a jax.Device or 'platform:index' like 'cpu:0' or 'gpu:0'; "
@@ -86,7 +88,9 @@ class JaxBackend(Backend):
         return self._jax.device_put(arr, self.device)
 
     def _from_host(self, host: np.ndarray, dtype: Any) -> Array:
-        return self._jax.device_put(np.asarray(host, dtype=np.dtype(dtype)), self.device)  # an explicit copy
+        # a copy of our own first: on a CPU, device_put may share the memory of the array it is given (even
+        # with may_alias=False), which its owner may change (a torch tensor read through DLPack, say)
+        return self._jax.device_put(np.array(host, dtype=np.dtype(dtype), copy=True), self.device)
 
 
 def full_precision(jax: Any) -> contextlib.AbstractContextManager[Any]:

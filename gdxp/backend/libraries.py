@@ -9,7 +9,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["device_key", "library_name", "to_host"]
+__all__ = ["device_key", "library_name", "read_in_place", "to_host"]
 
 _LIBRARIES = (("numpy", array_api_compat.is_numpy_array), ("torch", array_api_compat.is_torch_array),
               ("jax", array_api_compat.is_jax_array), ("cupy", array_api_compat.is_cupy_array),
@@ -43,3 +43,14 @@ def to_host(arr: Any) -> Any:
         return np.from_dlpack(arr)
     except (BufferError, RuntimeError, TypeError, ValueError):  # on a device: copied to the host
         return np.from_dlpack(arr, device="cpu", copy=True)
+
+
+def read_in_place(arr: Any) -> np.ndarray:
+    """An array of another library in host memory as a NumPy array sharing it (DLPack); a TypeError for one
+    NumPy cannot read (bfloat16, a sparse layout), rather than the library's BufferError or RuntimeError."""
+    try:
+        return np.from_dlpack(arr)
+    except (BufferError, RuntimeError, TypeError) as err:
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise TypeError(f"expected a dense array of real numbers NumPy can read, got {type(arr).__name__} of dtype "
+                        f"{getattr(arr, 'dtype', '?')} ({why})") from None
