@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .base import ARRAY_API_VERSION, Backend, BackendUnavailableError, host_array
+from .base import ARRAY_API_VERSION, Backend, BackendUnavailableError
 from .cupy import CupyBackend
 from .dask import DaskBackend
 from .jax import JaxBackend
+from .libraries import host_array
 from .numpy import NumpyBackend
 from .strict import StrictBackend
 from .torch import TorchBackend

@@ -1,5 +1,5 @@
 """The generic backend: one class that runs gdxp's math on any array API namespace, and what every
-library's corner shares (importing it, reading dtypes, telling host data from a library's arrays)."""
+library's corner shares (importing it, reading dtypes)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import numpy as np
 
 from .._typing import Array, BatchMeans, Namespace
 from .compiler import Compiler
-from .libraries import read_in_place
+from .libraries import is_foreign_array, numeric_host_array, plain_foreign, read_in_place
 
-__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError", "host_array"]
+__all__ = ["ARRAY_API_VERSION", "FLOAT_DTYPES", "Backend", "BackendUnavailableError"]
 
 FLOAT_DTYPES = ("float32", "float64")
 # The math passes Python scalars to maximum/where and arithmetic, which the standard allows from 2024.12.
@@ -264,39 +264,6 @@ def dtype_name(dtype: Any) -> str:
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def is_foreign_array(obj: Any) -> bool:
-    """An array of some library (it speaks DLPack), as opposed to host data NumPy reads directly."""
-    return hasattr(obj, "__dlpack_device__") and not isinstance(obj, (np.ndarray, np.generic))
-
-
-def plain_foreign(obj: Any) -> Any:
-    """An array of another library, without what stops DLPack from sharing it (torch's autograd graph)."""
-    return obj.detach() if array_api_compat.is_torch_array(obj) else obj
-
-
-def host_array(obj: Any, dtype: str) -> np.ndarray | None:
-    """Host data (a NumPy array, a nested sequence, a scalar) as a plain NumPy array of ``dtype``, so
-    that it can be checked where it is before it moves; None for an array of some array library."""
-    if type(obj) is not np.ndarray and (is_foreign_array(obj) or array_api_compat.is_array_api_obj(obj)):
-        return None
-    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, which the caller reports
-        return numeric_host_array(obj).astype(dtype, copy=False)
-
-
-def numeric_host_array(obj: Any) -> np.ndarray:
-    """``obj`` as a plain host NumPy array of real numbers, or a clear TypeError / ValueError."""
-    if isinstance(obj, np.ma.MaskedArray):
-        raise TypeError("masked arrays are not accepted: the values under the mask would be used; "
-                        "fill them first (arr.filled(value)) or drop those samples")
-    try:
-        host = np.asarray(obj)  # also a plain ndarray for subclasses such as np.matrix
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"expected a rectangular array of real numbers, got {type(obj).__name__} ({err})") from None
-    if host.dtype.kind not in "biuf":
-        raise TypeError(f"expected real numbers, got {type(obj).__name__} of dtype {host.dtype}")
-    return host
 
 
 def quiet_numpy(training: bool) -> contextlib.AbstractContextManager[Any]:

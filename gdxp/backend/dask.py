@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from .._typing import Array, BatchMeans
-from .base import Backend, host_array, import_library, quiet_numpy
+from .base import Backend, import_library, quiet_numpy
+from .libraries import host_array
 from .numpy import NumpyBackend
 
 __all__ = ["CHUNK_BYTES", "DaskBackend", "chunkwise_order"]

@@ -1,6 +1,6 @@
-"""Which array library an array belongs to, on which device, and its values on the host: the questions a
-caller outside the backend (the estimators, with scikit-learn's array-API dispatch) asks of arrays it
-did not make."""
+"""Which array library an array belongs to, on which device, and its values on the host: the questions asked
+of arrays gdxp did not make, by the backends (host data or a library's array?) and by callers outside them (the
+estimators, with scikit-learn's array-API dispatch)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["device_key", "library_name", "read_in_place", "to_host"]
+__all__ = ["device_key", "host_array", "is_foreign_array", "library_name", "numeric_host_array", "plain_foreign",
+           "read_in_place", "to_host"]
 
 _LIBRARIES = (("numpy", array_api_compat.is_numpy_array), ("torch", array_api_compat.is_torch_array),
               ("jax", array_api_compat.is_jax_array), ("cupy", array_api_compat.is_cupy_array),
@@ -54,3 +55,36 @@ def read_in_place(arr: Any) -> np.ndarray:
         why = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise TypeError(f"expected a dense array of real numbers NumPy can read, got {type(arr).__name__} of dtype "
                         f"{getattr(arr, 'dtype', '?')} ({why})") from None
+
+
+def is_foreign_array(obj: Any) -> bool:
+    """An array of some library (it speaks DLPack), as opposed to host data NumPy reads directly."""
+    return hasattr(obj, "__dlpack_device__") and not isinstance(obj, (np.ndarray, np.generic))
+
+
+def plain_foreign(obj: Any) -> Any:
+    """An array of another library, without what stops DLPack from sharing it (torch's autograd graph)."""
+    return obj.detach() if array_api_compat.is_torch_array(obj) else obj
+
+
+def host_array(obj: Any, dtype: str) -> np.ndarray | None:
+    """Host data (a NumPy array, a nested sequence, a scalar) as a plain NumPy array of ``dtype``, so
+    that it can be checked where it is before it moves; None for an array of some array library."""
+    if type(obj) is not np.ndarray and (is_foreign_array(obj) or array_api_compat.is_array_api_obj(obj)):
+        return None
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, which the caller reports
+        return numeric_host_array(obj).astype(dtype, copy=False)
+
+
+def numeric_host_array(obj: Any) -> np.ndarray:
+    """``obj`` as a plain host NumPy array of real numbers, or a clear TypeError / ValueError."""
+    if isinstance(obj, np.ma.MaskedArray):
+        raise TypeError("masked arrays are not accepted: the values under the mask would be used; "
+                        "fill them first (arr.filled(value)) or drop those samples")
+    try:
+        host = np.asarray(obj)  # also a plain ndarray for subclasses such as np.matrix
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"expected a rectangular array of real numbers, got {type(obj).__name__} ({err})") from None
+    if host.dtype.kind not in "biuf":
+        raise TypeError(f"expected real numbers, got {type(obj).__name__} of dtype {host.dtype}")
+    return host
