@@ -21,6 +21,7 @@ from . import __version__
 from .availability import available_backends
 from .backend import BACKEND_NAMES, BackendUnavailableError
 from .network import Network
+from .options import FitOptions
 
 __all__ = ["main"]
 
@@ -47,6 +48,8 @@ def info() -> None:
 def demo(backend: str | None, epochs: int, hidden: int, progress: bool = False) -> None:
     """Train the tutorial's network on its one example and show the loss falling (with a progress bar on
     stderr if ``progress``)."""
+    settings = {"epochs": epochs, "learning_rate": DEMO_LEARNING_RATE, "batch_size": 1, "verbose": int(progress)}
+    FitOptions(**settings)  # a bad --epochs is refused before anything is printed
     net = Network([len(DEMO_X), hidden, 1], activation="sigmoid", bias=False, init="uniform", seed=0,
                   backend=backend)
     x, y = np.asarray(DEMO_X), np.asarray([DEMO_TARGET])
@@ -59,7 +62,7 @@ def demo(backend: str | None, epochs: int, hidden: int, progress: bool = False) 
     print(f"  prediction before training: {_scalar(net, x):.6f}")
     sys.stdout.flush()  # the lines above before the progress bar on stderr
     start = time.perf_counter()
-    history = net.fit(x, y, epochs=epochs, learning_rate=DEMO_LEARNING_RATE, batch_size=1, verbose=int(progress))
+    history = net.fit(x, y, **settings)
     net.backend.synchronize()
     seconds = time.perf_counter() - start
     for epoch in sorted({1, *range(max(1, epochs // 8), epochs + 1, max(1, epochs // 8)), epochs}):

@@ -18,10 +18,12 @@ def _run(*args):
     return result.stdout
 
 
-def _run_failing(*args, env=None):
-    """The exit status and stderr of a run that is to fail."""
+def _run_failing(*args, env=None, printed=None):
+    """The exit status and stderr of a run that is to fail (its stdout appended to ``printed`` if given)."""
     result = subprocess.run([sys.executable, "-m", "gdxp", *args], capture_output=True, text=True, timeout=120,
                             env=env)
+    if printed is not None:
+        printed.append(result.stdout)
     return result.returncode, result.stderr
 
 
@@ -137,9 +139,11 @@ def test_the_demo_says_dask_takes_minutes_before_it_starts():
     (["demo", "--epochs", "5"], {"GDXP_BACKEND": "bogus"}, "unknown backend 'bogus'; choose one of numpy"),
 ], ids=["epochs", "hidden", "GDXP_BACKEND"])
 def test_a_bad_value_is_one_line_and_status_2(args, env, message):
-    status, err = _run_failing(*args, env={**os.environ, **env})
+    printed = []
+    status, err = _run_failing(*args, env={**os.environ, **env}, printed=printed)
     assert status == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"python -m gdxp demo: error: {message}")
+    assert printed == [""]  # refused before the demo says anything
 
 
 def test_output_that_cannot_be_written_is_one_line_and_status_2():
