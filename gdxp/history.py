@@ -28,7 +28,7 @@ class History:
     first; a stop restores its weights). ``stopped_early``: whether patience or a callback ended the run
     before ``epochs``. ``compile_seconds``: on a backend that compiles training
     (JAX), the time this fit spent compiling (0 when an earlier fit had compiled the same program).
-    Printed, a few lines of what the run came to; in a notebook, the same as a table.
+    Printed, a few lines of what the run came to (its ``repr``, the same on one line); in a notebook, a table.
     """
 
     loss: list[float] = field(default_factory=list)
@@ -65,6 +65,9 @@ class History:
 
     def __str__(self) -> str:
         return "\n".join(["History"] + [f"  {what + ':':<21}{value}" for what, value in self.outline()])
+
+    def __repr__(self) -> str:  # the outline on one line: a REPL does not print 80,000 losses
+        return f"History({', '.join(f'{what}: {value}' for what, value in self.outline())})"
 
     def _repr_html_(self) -> str:
         return display.table("History of a training run (.plot() draws it)", ("", ""), self.outline())

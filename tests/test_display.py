@@ -61,3 +61,9 @@ def test_the_history_outlines_the_run_as_text_and_as_a_table():
     assert cells(history._repr_html_())[1:] == [list(pair) for pair in expected]
     assert str(history).splitlines() == ["History"] + [f"  {what + ':':<21}{value}" for what, value in expected]
     assert str(gdxp.History()) == "History\n  epochs:              0"
+    assert repr(history) == "History(" + ", ".join(f"{what}: {value}" for what, value in expected) + ")"
+
+
+def test_a_long_runs_history_shows_in_a_console_as_one_short_line():
+    history = gdxp.History(loss=list(np.linspace(1.0, 0.5, 80_000)))
+    assert repr(history) == "History(epochs: 80,000, loss: 1 -> 0.5, least loss: 0.5 at epoch 80,000 of this run)"
