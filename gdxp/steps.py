@@ -196,6 +196,8 @@ def surely_finite_loss(backend: Backend, architecture: Architecture, weights: Se
 
 
 def all_finite(backend: Backend, weights: Sequence[Array]) -> bool:
-    """Whether every weight is a number (one read from the device for all of them)."""
+    """Whether every weight is a number (one read from the device for all of them; none for no arrays)."""
     held = backend.parameters
+    if not weights:
+        return True
     return bool(np.all(held.to_numpy(held.xp.stack([held.xp.all(held.xp.isfinite(w)) for w in weights]))))

@@ -144,8 +144,7 @@ def _restorable(backend: Backend, architecture: Architecture, data: tuple[Array,
 
 def _finite_state(backend: Backend, state: TrainState) -> bool:
     """Whether every number of the optimizer's state is finite (true of no state, SGD's, without a read)."""
-    arrays = [a for slot in state.optimizer_state for a in slot]
-    return not arrays or all_finite(backend, arrays)
+    return all_finite(backend, [a for slot in state.optimizer_state for a in slot])
 
 
 def _started(model: Model) -> TrainState:
